@@ -1,0 +1,5 @@
+import sys
+
+from amlproxy.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Prediction backends: one small module per backend, each implementing core.ports.Backend."""

@@ -1,0 +1,155 @@
+"""What the AWS backends share: the botocore client configuration and the mapping of
+botocore errors into :mod:`amlproxy.errors`.
+
+The mapping looks at the error code, the HTTP status and, for SageMaker's ``ModelError``,
+the container's ``OriginalStatusCode``:
+
+- ``InvalidRecordError``: InvalidInputException, ValidationError/Exception, 413 (payload
+  too large), a ModelError whose original status is 4xx (429 excepted);
+- ``EndpointNotFoundError``: ResourceNotFoundException, any 404, a ValidationError saying
+  the endpoint was "not found";
+- ``ThrottledError``: LimitExceededException, Throttling*, ModelNotReadyException,
+  PredictorNotMountedException (the AML endpoint is not up yet), any 429;
+- ``EndpointServerError``: InternalServerException, InternalFailure, ServiceUnavailable,
+  any 5xx, a ModelError with a 5xx original status or none;
+- ``EndpointConnectionError``: connection refused/reset/closed, connect or read timeout;
+- ``NonRetryableBackendError``: any other 4xx (AccessDenied...).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    HTTPClientError,
+    IncompleteReadError,
+    NoCredentialsError,
+    NoRegionError,
+    ParamValidationError,
+    PartialCredentialsError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from amlproxy.errors import (
+    BackendError,
+    ConfigurationError,
+    EndpointConnectionError,
+    EndpointNotFoundError,
+    EndpointServerError,
+    InvalidRecordError,
+    NonRetryableBackendError,
+    ThrottledError,
+)
+
+THROTTLING_CODES = frozenset(
+    {
+        "LimitExceededException",
+        "ThrottlingException",
+        "Throttling",
+        "ThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "ProvisionedThroughputExceededException",
+        "ModelNotReadyException",
+        "PredictorNotMountedException",  # AML: the real-time endpoint is not up (yet)
+    }
+)
+INVALID_INPUT_CODES = frozenset(
+    {"InvalidInputException", "ValidationError", "ValidationException", "SerializationException"}
+)
+NOT_FOUND_CODES = frozenset({"ResourceNotFoundException"})
+
+DEFAULT_READ_TIMEOUT_S = 70.0
+DEFAULT_CONNECT_TIMEOUT_S = 2.0
+
+
+def client_config(
+    *,
+    concurrency: int,
+    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+) -> Config:
+    """botocore settings for a prediction client: botocore never retries (the one retry
+    layer is :mod:`amlproxy.core.retry`) and keeps one pooled connection per worker.
+
+    Note: botocore's ``retries["max_attempts"]`` counts *retries* (``{"max_attempts": 1}``
+    means two calls); ``total_max_attempts`` counts calls, the first included.
+    """
+    return Config(
+        read_timeout=read_timeout_s,
+        connect_timeout=connect_timeout_s,
+        max_pool_connections=max(1, concurrency),
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        tcp_keepalive=True,
+    )
+
+
+def make_client(
+    service: str,
+    *,
+    concurrency: int,
+    region: str | None,
+    endpoint_url: str | None,
+    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+) -> Any:
+    """A new boto3 client for ``service`` configured by :func:`client_config`."""
+    try:
+        return boto3.session.Session().client(  # a private session: thread-safe creation
+            service,  # type: ignore[call-overload]
+            region_name=region,
+            endpoint_url=endpoint_url,
+            config=client_config(concurrency=concurrency, read_timeout_s=read_timeout_s),
+        )
+    except NoRegionError as exc:
+        raise ConfigurationError(f"no AWS region configured for {service}: {exc}") from exc
+
+
+def map_client_error(exc: ClientError) -> BackendError:
+    """The :mod:`amlproxy.errors` equivalent of a service error response."""
+    response: Any = exc.response
+    error = response.get("Error") or {}
+    code = str(error.get("Code") or "")
+    message = str(error.get("Message") or error.get("message") or exc)
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    status = int(status) if status is not None else None
+    if code == "ModelError":
+        original = response.get("OriginalStatusCode")
+        detail = response.get("OriginalMessage") or message
+        text = f"model container answered {original}: {detail}" if original else message
+        if original is not None and 400 <= int(original) < 500:
+            if int(original) == 429:
+                return ThrottledError(text, code=code, status=status)
+            return InvalidRecordError(text, code=code, status=status)
+        return EndpointServerError(text, code=code, status=status)
+    if code in THROTTLING_CODES or status == 429:
+        return ThrottledError(message, code=code or "Throttled", status=status)
+    if code in NOT_FOUND_CODES or status == 404:
+        return EndpointNotFoundError(message, code=code or "NotFound", status=status)
+    if code in INVALID_INPUT_CODES or status == 413:  # 413: the body is over the limit
+        if "not found" in message.lower():  # SageMaker: "Endpoint x of account y not found."
+            return EndpointNotFoundError(message, code=code, status=status)
+        return InvalidRecordError(message, code=code, status=status)
+    if status is not None and status >= 500:
+        return EndpointServerError(message, code=code or None, status=status)
+    return NonRetryableBackendError(message, code=code or None, status=status)
+
+
+def map_botocore_error(exc: ClientError | BotoCoreError) -> BackendError:
+    """The :mod:`amlproxy.errors` equivalent of an exception a botocore call raised.
+
+    Missing credentials are a wiring problem, not a record's: they raise
+    :class:`~amlproxy.errors.ConfigurationError` instead of returning.
+    """
+    if isinstance(exc, ClientError):
+        return map_client_error(exc)
+    if isinstance(exc, BotoConnectionError | HTTPClientError | IncompleteReadError):
+        return EndpointConnectionError(str(exc), code=type(exc).__name__)
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        raise ConfigurationError(f"AWS credentials: {exc}") from exc
+    if isinstance(exc, ParamValidationError):
+        return InvalidRecordError(str(exc), code="ParamValidationError")
+    return NonRetryableBackendError(str(exc), code=type(exc).__name__)

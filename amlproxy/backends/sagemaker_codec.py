@@ -1,0 +1,124 @@
+"""Request bodies for SageMaker real-time endpoints.
+
+Each record is encoded once, on its own (:class:`CsvEncoder`, :class:`JsonEncoder`), so
+that :func:`pack` can split a batch into bodies under the payload limit without
+re-encoding; a body is then a cheap join.
+
+- ``text/csv``: one line per record, the schema's features in order (target excluded),
+  missing values as empty cells, booleans as ``1``/``0``, integral floats without ``.0``,
+  strings quoted CSV-style when they hold a comma, a quote or a line break.
+- ``application/json``: one record object, or ``{"instances": [...]}`` for several.
+
+Responses are parsed by :mod:`amlproxy.backends.sagemaker_response`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import orjson
+
+CSV: Final = "text/csv"
+JSON: Final = "application/json"
+SAGEMAKER_MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # 6,291,456: InvokeEndpoint's body limit
+DEFAULT_MAX_PAYLOAD_BYTES = SAGEMAKER_MAX_PAYLOAD_BYTES - 64 * 1024  # headroom
+
+_NEEDS_QUOTES = re.compile(r'[,"\r\n]')
+
+
+class CsvEncoder:
+    """Encodes records as ``text/csv`` lines in feature order."""
+
+    content_type = CSV
+
+    def __init__(self, feature_names: Sequence[str]) -> None:
+        self.feature_names = tuple(feature_names)
+
+    def encode(self, record: Mapping[str, Any]) -> bytes:
+        get = record.get
+        cells: list[str] = []
+        append = cells.append
+        for name in self.feature_names:  # the hot path: str and float inline
+            value: Any = get(name)
+            kind = value.__class__
+            if kind is str:
+                if '"' in value or "," in value or "\n" in value or "\r" in value:
+                    value = '"' + value.replace('"', '""') + '"'
+                append(value)
+            elif kind is float and value.is_integer() and -1e15 < value < 1e15:
+                append(str(int(value)))
+            else:
+                append(_csv_cell(value))
+        return ",".join(cells).encode()
+
+    def body(self, encoded: Sequence[bytes]) -> bytes:
+        return b"\n".join(encoded) + b"\n"
+
+    def body_size(self, encoded_size: int, count: int) -> int:
+        """Size of :meth:`body` for ``count`` records totalling ``encoded_size`` bytes."""
+        return encoded_size + count
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if value is True:
+        return "1"
+    if value is False:
+        return "0"
+    if isinstance(value, float):
+        if value.is_integer() and -1e15 < value < 1e15:
+            return str(int(value))
+        return repr(value)
+    text = str(value)
+    if _NEEDS_QUOTES.search(text):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+class JsonEncoder:
+    """Encodes records as JSON objects of the schema's features; several go in
+    ``{"instances": [...]}``, one alone too unless ``single_object`` is set."""
+
+    content_type = JSON
+    _HEAD = b'{"instances":['
+    _TAIL = b"]}"
+
+    def __init__(self, feature_names: Sequence[str], *, single_object: bool = False) -> None:
+        self.feature_names = tuple(feature_names)
+        self.single_object = single_object
+
+    def encode(self, record: Mapping[str, Any]) -> bytes:
+        get = record.get
+        return orjson.dumps({name: get(name) for name in self.feature_names})
+
+    def body(self, encoded: Sequence[bytes]) -> bytes:
+        if self.single_object and len(encoded) == 1:
+            return encoded[0]
+        return self._HEAD + b",".join(encoded) + self._TAIL
+
+    def body_size(self, encoded_size: int, count: int) -> int:
+        if self.single_object and count == 1:
+            return encoded_size
+        return len(self._HEAD) + len(self._TAIL) + encoded_size + max(0, count - 1)
+
+
+Encoder = CsvEncoder | JsonEncoder
+
+
+def pack(sizes: Sequence[int], encoder: Encoder, max_bytes: int) -> list[tuple[int, int]]:
+    """Split records of the given encoded ``sizes`` into consecutive ``[start, stop)`` runs
+    whose bodies fit in ``max_bytes``, as few as possible. A record too big on its own gets
+    a run of its own (the caller refuses it)."""
+    runs: list[tuple[int, int]] = []
+    start, total = 0, 0
+    for i, size in enumerate(sizes):
+        if i > start and encoder.body_size(total + size, i - start + 1) > max_bytes:
+            runs.append((start, i))
+            start, total = i, 0
+        total += size
+    if sizes:
+        runs.append((start, len(sizes)))
+    return runs

@@ -1,0 +1,240 @@
+"""The composition root: builds the pipeline from settings, once per cold start.
+
+Handlers and the CLI call :func:`build_pipeline` (or :func:`build_backend`) and keep the
+result; nothing else in amlproxy decides which adapter to use. Adapters are imported
+lazily, so a function that only uses the local model never imports boto3.
+
+For the Lambda triggers it also builds the AWS clients (:class:`AwsClients`, one boto3
+session, each client made once), the shared sinks (:func:`build_shared_sinks`: DynamoDB,
+callback) and wraps backend and sinks for tracing and metrics
+(:mod:`amlproxy.observability.instrument`) when given a tracer and metrics.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from amlproxy.core.pipeline import Pipeline
+from amlproxy.core.ports import Backend, Sink
+from amlproxy.core.retry import Deadline, RetryPolicy
+from amlproxy.core.schema import Schema, load_schema
+from amlproxy.errors import ConfigurationError
+from amlproxy.settings import Settings
+
+if TYPE_CHECKING:
+    from amlproxy.observability.metrics import EmfMetrics
+    from amlproxy.observability.tracing import Tracer
+
+
+def build_retry_policy(settings: Settings, deadline: Deadline | None = None) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=settings.max_attempts,
+        base_delay_s=settings.retry_base_delay_s,
+        max_delay_s=settings.retry_max_delay_s,
+        deadline=deadline if deadline is not None else Deadline(),
+    )
+
+
+def build_backend(
+    settings: Settings,
+    schema: Schema,
+    *,
+    kind: str | None = None,
+    deadline: Deadline | None = None,
+) -> Backend:
+    """The backend named by ``kind`` (default: ``settings.backend``)."""
+    kind = kind or settings.backend
+    if kind == "local":
+        from amlproxy.backends.local import LocalBackend
+
+        return LocalBackend(model_path=settings.local_model)
+    policy = build_retry_policy(settings, deadline)
+    if kind == "sagemaker":
+        from amlproxy.backends.sagemaker import SageMakerBackend
+
+        assert settings.sagemaker_endpoint is not None  # checked by Settings
+        return SageMakerBackend(
+            settings.sagemaker_endpoint,
+            schema_feature_names=schema.feature_names,
+            content_type=settings.sagemaker_content_type,
+            target_variant=settings.sagemaker_target_variant,
+            target_model=settings.sagemaker_target_model,
+            inference_component_name=settings.sagemaker_inference_component,
+            custom_attributes=settings.sagemaker_custom_attributes,
+            labels=settings.labels,
+            max_batch_size=settings.sagemaker_max_batch,
+            concurrency=settings.concurrency,
+            retry_policy=policy,
+            region=settings.region,
+            endpoint_url=settings.endpoint_url,
+        )
+    if kind == "aml":
+        from amlproxy.backends.aml import AmlBackend
+
+        assert settings.aml_model_id is not None  # checked by Settings
+        return AmlBackend(
+            settings.aml_model_id,
+            predict_endpoint=settings.aml_predict_endpoint or settings.endpoint_url,
+            discover_endpoint=settings.aml_discover_endpoint,
+            rate_limit_rps=settings.aml_rate_limit_rps,
+            labels=(settings.labels[0], settings.labels[1]) if settings.labels else None,
+            concurrency=settings.concurrency,
+            retry_policy=policy,
+            region=settings.region,
+            endpoint_url=settings.endpoint_url,
+        )
+    if kind == "shadow":
+        from amlproxy.backends.shadow import ShadowBackend
+
+        assert settings.shadow_backend is not None  # checked by Settings
+        primary = build_backend(settings, schema, kind=settings.shadow_primary, deadline=deadline)
+        shadow = build_backend(settings, schema, kind=settings.shadow_backend, deadline=deadline)
+        return ShadowBackend(primary, shadow)
+    raise AssertionError(f"unknown backend {kind!r}")  # Settings only admits the above
+
+
+def build_pipeline(
+    settings: Settings,
+    sinks: Sequence[Sink] = (),
+    *,
+    deadline: Deadline | None = None,
+    tracer: Tracer | None = None,
+    metrics: EmfMetrics | None = None,
+) -> Pipeline:
+    """Schema + backend + sinks, wired. Call once and reuse across inputs/invocations.
+
+    With ``tracer`` and ``metrics`` the backend and the sinks are instrumented.
+    """
+    schema = load_schema(settings.schema_name)
+    deadline = deadline if deadline is not None else Deadline()
+    backend = build_backend(settings, schema, deadline=deadline)
+    if tracer is not None and metrics is not None:
+        from amlproxy.observability.instrument import InstrumentedBackend
+
+        backend = InstrumentedBackend(backend, tracer, metrics)
+        sinks = instrument_sinks(sinks, tracer, metrics)
+    return Pipeline(
+        schema, backend, sinks, concurrency=settings.concurrency, deadline=deadline
+    )
+
+
+def instrument_sinks(
+    sinks: Sequence[Sink], tracer: Tracer | None, metrics: EmfMetrics | None
+) -> list[Sink]:
+    """The sinks wrapped for tracing and metrics (unchanged without both)."""
+    if tracer is None or metrics is None:
+        return list(sinks)
+    from amlproxy.observability.instrument import InstrumentedSink
+
+    return [InstrumentedSink(s, tracer, metrics) for s in sinks]
+
+
+class AwsClients:
+    """The boto3 clients of the triggers and sinks: one session, each client made once,
+    on first use. ``AMLPROXY_AWS_ENDPOINT_URL`` points them all at moto or LocalStack
+    (S3 then uses path-style addressing). Calls are retried by botocore's "standard" mode
+    (3 attempts): the sinks rely on it for throttling and 5xx answers."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.endpoint_url = settings.aws_endpoint_url
+        # botocore reads AWS_DEFAULT_REGION only; Lambda also sets AWS_REGION
+        self.region = settings.region or os.environ.get("AWS_REGION") or None
+        self._session: Any = None  # made on first use: the local backend needs no boto3
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def client(self, service: str) -> Any:
+        """The client of ``service`` (``"s3"``, ``"dynamodb"``, ``"secretsmanager"``...)."""
+        found = self._clients.get(service)
+        if found is not None:
+            return found
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = self._make(service)
+            return self._clients[service]
+
+    def _make(self, service: str) -> Any:
+        from botocore.config import Config
+        from botocore.exceptions import NoRegionError
+
+        options: dict[str, Any] = {
+            "retries": {"mode": "standard", "max_attempts": 3},
+            "connect_timeout": 5,
+            "read_timeout": 60,
+        }
+        if service == "s3" and self.endpoint_url:
+            options["s3"] = {"addressing_style": "path"}
+        if self._session is None:
+            import boto3
+
+            self._session = boto3.session.Session(region_name=self.region)
+        try:
+            return self._session.client(
+                service,
+                endpoint_url=self.endpoint_url,
+                config=Config(**options),
+            )
+        except NoRegionError as exc:
+            raise ConfigurationError(f"no AWS region configured for {service}: {exc}") from exc
+
+
+def callback_secrets(settings: Settings, clients: AwsClients) -> list[str]:
+    """The callback signing secrets: AMLPROXY_CALLBACK_SECRET, else the Secrets Manager
+    secret AMLPROXY_CALLBACK_SECRET_ARN (a ``whsec_...`` string, several separated by
+    spaces or commas during a rotation, or JSON ``{"secret": ...}`` / ``{"secrets": [...]}``)."""
+    if settings.callback_secret is not None:
+        return _split_secrets(settings.callback_secret.get_secret_value())
+    if not settings.callback_secret_arn:
+        raise ConfigurationError("the callback sink needs AMLPROXY_CALLBACK_SECRET_ARN")
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        answer = clients.client("secretsmanager").get_secret_value(
+            SecretId=settings.callback_secret_arn
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise ConfigurationError(
+            f"AMLPROXY_CALLBACK_SECRET_ARN: cannot read {settings.callback_secret_arn}: {exc}"
+        ) from exc
+    text = str(answer.get("SecretString") or "")
+    if text.lstrip().startswith("{"):
+        import orjson
+
+        doc = orjson.loads(text)
+        values = doc.get("secrets") or [doc.get("secret")]
+        return [str(v) for v in values if v]
+    return _split_secrets(text)
+
+
+def _split_secrets(text: str) -> list[str]:
+    return [s for s in text.replace(",", " ").split() if s]
+
+
+def build_shared_sinks(settings: Settings, clients: AwsClients) -> list[Sink]:
+    """The sinks every input shares (DynamoDB, callback), as AMLPROXY_SINKS (or the
+    variables set) choose. Per-input S3 objects are made by the triggers themselves."""
+    names = settings.sink_names()
+    sinks: list[Sink] = []
+    if "dynamodb" in names:
+        from amlproxy.sinks.dynamodb import DynamoDbSink
+
+        assert settings.dynamodb_table is not None  # checked by Settings
+        sinks.append(
+            DynamoDbSink(
+                settings.dynamodb_table,
+                client=clients.client("dynamodb"),
+                statuses=settings.dynamodb_statuses,
+                ttl_days=settings.dynamodb_ttl_days,
+            )
+        )
+    if "callback" in names:
+        from amlproxy.sinks.callback import CallbackSink
+
+        assert settings.callback_url is not None  # checked by Settings
+        sinks.append(
+            CallbackSink(settings.callback_url, secrets=callback_secrets(settings, clients))
+        )
+    return sinks

@@ -1,0 +1,305 @@
+"""records -> validate -> predict -> sink, with bounded concurrency and ordered output.
+
+The pipeline reads :class:`SourceRow`s, validates each against the schema, hands valid
+records to the backend in batches of ``backend.max_batch_size``, and writes every
+:class:`Outcome` to the sinks in input order. Every row ends as exactly one outcome:
+``ok``, ``rejected`` (bad input, with its reasons) or ``failed`` (the backend gave up).
+
+I/O-bound backends run on a thread pool of ``concurrency`` workers; the number of units in
+flight is bounded, so memory stays flat whatever the input size. In-process backends run
+inline: threads would only add overhead.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from amlproxy.core.outcome import Outcome, SourceRow, Status
+from amlproxy.core.ports import Backend, Sink
+from amlproxy.core.prediction import Prediction
+from amlproxy.core.report import Report
+from amlproxy.core.schema import Schema
+from amlproxy.errors import (
+    BackendError,
+    FieldError,
+    NonRetryableBackendError,
+    RecordValidationError,
+    RetriesExhaustedError,
+)
+
+log = logging.getLogger(__name__)
+
+UnitResult = list["Prediction | BackendError"]
+
+
+class DeadlineLike(Protocol):
+    """Anything that says whether time is up (see :class:`amlproxy.core.retry.Deadline`)."""
+
+    def expired(self) -> bool: ...
+
+
+@dataclass
+class _Unit:
+    """Consecutive input rows: one batch for the backend, and the rejects among them.
+
+    ``order`` keeps input order: an Outcome for a rejected row, None for the next row of
+    the batch.
+    """
+
+    order: list[Outcome | None] = field(default_factory=list)
+    rows: list[tuple[SourceRow, dict[str, Any]]] = field(default_factory=list)
+    future: Future[UnitResult] | None = None
+    result: UnitResult | None = None
+
+
+class Pipeline:
+    """Scores records with one backend and writes the outcomes to sinks.
+
+    Build it once (per cold start) and call :meth:`run` for each input.
+    """
+
+    def __init__(
+        self,
+        schema: Schema,
+        backend: Backend,
+        sinks: Sequence[Sink] = (),
+        *,
+        concurrency: int = 8,
+        batch_size: int | None = None,
+        deadline: DeadlineLike | None = None,
+        sink_chunk: int = 500,
+    ) -> None:
+        self.schema = schema
+        self.backend = backend
+        self.sinks = list(sinks)
+        self.concurrency = max(1, concurrency)
+        self.batch_size = max(1, batch_size or backend.max_batch_size)
+        self.deadline = deadline
+        self.sink_chunk = sink_chunk
+        self._executor: ThreadPoolExecutor | None = None
+        if backend.io_bound and self.concurrency > 1:
+            self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="amlproxy")
+
+    # ---------------------------------------------------------------- public API
+
+    def run(
+        self,
+        rows: Iterable[SourceRow],
+        *,
+        source: str,
+        sinks: Sequence[Sink] | None = None,
+        progress: Callable[[Report], None] | None = None,
+        progress_every: int = 5000,
+    ) -> Report:
+        """Score ``rows`` from ``source`` and write the outcomes to the sinks.
+
+        ``sinks`` replaces the pipeline's own sinks for this run (per-input outputs such as
+        an S3 object named after the input key). Sinks are closed at the end of the run,
+        also after an error, which then propagates: with keyed outputs a retry is safe.
+        """
+        report = Report(source=source)
+        targets = self.sinks if sinks is None else list(sinks)
+        started = time.perf_counter()
+        buffer: list[Outcome] = []
+        next_progress = progress_every
+        try:
+            for outcome in self.outcomes(rows, source=source, report=report):
+                report.count(outcome)
+                if targets:
+                    buffer.append(outcome)
+                    if len(buffer) >= self.sink_chunk:
+                        self._write(targets, buffer, report)
+                        buffer = []
+                if progress is not None and report.total >= next_progress:
+                    report.elapsed_s = time.perf_counter() - started
+                    progress(report)
+                    next_progress += progress_every
+            if buffer:
+                self._write(targets, buffer, report)
+        except BaseException:
+            for sink in targets:
+                _abort_quietly(sink)
+            raise
+        t0 = time.perf_counter()
+        for sink in targets:
+            sink.close()
+        report.sink_s += time.perf_counter() - t0
+        report.elapsed_s = time.perf_counter() - started
+        summary = getattr(self.backend, "summary", None)
+        if callable(summary):
+            report.extra["backend"] = summary()
+        return report
+
+    def outcomes(
+        self, rows: Iterable[SourceRow], *, source: str, report: Report | None = None
+    ) -> Iterator[Outcome]:
+        """Outcomes in input order, one per row (a generator: bounded memory)."""
+        report = report if report is not None else Report(source=source)
+        window: deque[_Unit] = deque()
+        max_window = self.concurrency * 2 if self._executor else 1
+        for unit in self._units(rows, source, report):
+            if self.deadline is not None and unit.rows and self.deadline.expired():
+                report.interrupted = True
+                for item in unit.order:  # the rejects read before the first unscored row
+                    if item is None:
+                        break
+                    yield item
+                break
+            self._start(unit)
+            window.append(unit)
+            while len(window) >= max_window:
+                yield from self._finish(window.popleft(), source, report)
+        while window:
+            yield from self._finish(window.popleft(), source, report)
+
+    def score_records(
+        self, records: Sequence[Mapping[str, Any]], *, source: str
+    ) -> tuple[list[Outcome], Report]:
+        """Validate and score in-memory records (an API batch, an SNS message)."""
+        rows = [SourceRow(line=i, fields=r, raw="") for i, r in enumerate(records, start=1)]
+        report = Report(source=source)
+        started = time.perf_counter()
+        outcomes = []
+        for outcome in self.outcomes(rows, source=source, report=report):
+            report.count(outcome)
+            outcomes.append(outcome)
+        report.elapsed_s = time.perf_counter() - started
+        return outcomes, report
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+        self.backend.close()
+
+    # ---------------------------------------------------------------- internals
+
+    def _units(self, rows: Iterable[SourceRow], source: str, report: Report) -> Iterator[_Unit]:
+        validate = self.schema.validate
+        batch_size = self.batch_size
+        unit = _Unit()
+        t0 = time.perf_counter()
+        for row in rows:
+            if row.fields is None:
+                unit.order.append(self._reject(source, row, [FieldError(None, row.error or "")]))
+                continue
+            try:
+                record = validate(row.fields, line=row.line)
+            except RecordValidationError as exc:
+                unit.order.append(self._reject(source, row, exc.errors, exc.row_id))
+                continue
+            unit.rows.append((row, record))
+            unit.order.append(None)
+            if len(unit.rows) >= batch_size:
+                report.validate_s += time.perf_counter() - t0
+                yield unit
+                unit = _Unit()
+                t0 = time.perf_counter()
+        report.validate_s += time.perf_counter() - t0
+        if unit.order:
+            yield unit
+
+    def _reject(
+        self,
+        source: str,
+        row: SourceRow,
+        errors: Sequence[FieldError],
+        row_id: str | None = None,
+    ) -> Outcome:
+        return Outcome(
+            source=source,
+            line=row.line,
+            status=Status.REJECTED,
+            record=row.fields,
+            raw=row.raw,
+            errors=tuple(errors),
+            row_id=row_id,
+        )
+
+    def _start(self, unit: _Unit) -> None:
+        if not unit.rows:
+            return
+        records = [record for _, record in unit.rows]
+        if self._executor is not None:
+            unit.future = self._executor.submit(self._score, records)
+        else:
+            unit.result = self._score(records)
+
+    def _score(self, records: list[dict[str, Any]]) -> UnitResult:
+        """Predict a batch; never raises. One result per record, in order."""
+        try:
+            return list(self.backend.predict_batch(records))
+        except NonRetryableBackendError as exc:
+            if len(records) == 1:
+                return [exc]
+            # One bad record must not fail its neighbours: score them one by one.
+            return [self._score_one(record) for record in records]
+        except BackendError as exc:
+            return [exc] * len(records)
+        except Exception as exc:  # a bug in an adapter must not lose the rows
+            log.exception("backend %s raised an unexpected error", self.backend.name)
+            err = BackendError(f"unexpected {type(exc).__name__}: {exc}", code="InternalError")
+            return [err] * len(records)
+
+    def _score_one(self, record: dict[str, Any]) -> Prediction | BackendError:
+        try:
+            return self.backend.predict(record)
+        except BackendError as exc:
+            return exc
+        except Exception as exc:
+            log.exception("backend %s raised an unexpected error", self.backend.name)
+            return BackendError(f"unexpected {type(exc).__name__}: {exc}", code="InternalError")
+
+    def _finish(self, unit: _Unit, source: str, report: Report) -> Iterator[Outcome]:
+        if not unit.rows:
+            yield from (o for o in unit.order if o is not None)
+            return
+        t0 = time.perf_counter()
+        results = unit.future.result() if unit.future is not None else unit.result
+        report.predict_s += time.perf_counter() - t0
+        assert results is not None and len(results) == len(unit.rows)
+        scored = zip(unit.rows, results, strict=True)
+        for item in unit.order:
+            if item is not None:
+                yield item
+                continue
+            (row, record), result = next(scored)
+            yield self._outcome(source, row, record, result, report)
+
+    def _outcome(
+        self,
+        source: str,
+        row: SourceRow,
+        record: dict[str, Any],
+        result: Prediction | BackendError,
+        report: Report,
+    ) -> Outcome:
+        row_id = None
+        if self.schema.row_id and row.fields is not None:
+            row_id = self.schema.row_id_of(row.fields)
+        if isinstance(result, Prediction):
+            return Outcome(source, row.line, Status.OK, record, None, result, (), row_id)
+        report.retries += max(0, result.attempts - 1)
+        if isinstance(result, RetriesExhaustedError):
+            report.exhausted += 1
+        reason = FieldError(None, f"backend {self.backend.name}: {result}")
+        return Outcome(source, row.line, Status.FAILED, record, row.raw, None, (reason,), row_id)
+
+    def _write(self, sinks: Sequence[Sink], outcomes: list[Outcome], report: Report) -> None:
+        t0 = time.perf_counter()
+        for sink in sinks:
+            sink.write(outcomes)
+        report.sink_s += time.perf_counter() - t0
+
+
+def _abort_quietly(sink: Sink) -> None:
+    try:
+        sink.abort()
+    except Exception:  # the original error matters more
+        log.exception("aborting sink %s failed", sink.name)

@@ -1,0 +1,102 @@
+"""The summary of one pipeline run: counts that always reconcile, and timings."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from amlproxy.core.outcome import Outcome, Status
+
+
+@dataclass
+class Report:
+    """Counts and timings of a run.
+
+    ``total == ok + rejected + failed`` always holds (see :attr:`reconciles`).
+    ``retries`` counts the extra calls made by the retry policy; ``exhausted`` the records
+    whose retries ran out. ``interrupted`` is set when a deadline stopped the run before
+    the input was consumed; ``last_line`` is then the last line that has an outcome.
+    """
+
+    source: str
+    total: int = 0
+    ok: int = 0
+    rejected: int = 0
+    failed: int = 0
+    retries: int = 0
+    exhausted: int = 0
+    interrupted: bool = False
+    last_line: int = 0
+    elapsed_s: float = 0.0
+    validate_s: float = 0.0
+    predict_s: float = 0.0
+    sink_s: float = 0.0
+    reasons: Counter[str] = field(default_factory=Counter)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def reconciles(self) -> bool:
+        return self.total == self.ok + self.rejected + self.failed
+
+    def count(self, outcome: Outcome) -> None:
+        self.total += 1
+        self.last_line = outcome.line
+        status = outcome.status
+        if status is Status.OK:
+            self.ok += 1
+        elif status is Status.REJECTED:
+            self.rejected += 1
+            self._reasons(outcome)
+        else:
+            self.failed += 1
+            self._reasons(outcome)
+        prediction = outcome.prediction
+        if prediction is not None and prediction.attempts > 1:
+            self.retries += prediction.attempts - 1
+
+    def _reasons(self, outcome: Outcome) -> None:
+        for error in outcome.errors:
+            # Group by field and the first words of the reason, not by the offending value.
+            reason = error.reason.split("'", 1)[0].split(":", 1)[0].strip()
+            self.reasons[f"{error.field}: {reason}" if error.field else reason] += 1
+
+    @property
+    def records_per_s(self) -> float:
+        return self.total / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "total": self.total,
+            "ok": self.ok,
+            "rejected": self.rejected,
+            "failed": self.failed,
+            "reconciles": self.reconciles,
+            "retries": self.retries,
+            "exhausted": self.exhausted,
+            "interrupted": self.interrupted,
+            "last_line": self.last_line,
+            "elapsed_s": round(self.elapsed_s, 4),
+            "records_per_s": round(self.records_per_s, 1),
+            "timings_s": {
+                "validate": round(self.validate_s, 4),
+                "predict": round(self.predict_s, 4),
+                "sink": round(self.sink_s, 4),
+            },
+            "top_reasons": dict(self.reasons.most_common(10)),
+            **self.extra,
+        }
+
+    def summary_lines(self) -> list[str]:
+        lines = [
+            f"{self.source}: {self.total} records: {self.ok} ok, {self.rejected} rejected, "
+            f"{self.failed} failed ({self.elapsed_s:.2f} s, {self.records_per_s:,.0f} records/s)",
+        ]
+        if self.retries or self.exhausted:
+            lines.append(f"retries: {self.retries}, exhausted: {self.exhausted}")
+        if self.interrupted:
+            lines.append(f"interrupted by the deadline after line {self.last_line}")
+        for reason, n in self.reasons.most_common(5):
+            lines.append(f"  {n:>7}  {reason}")
+        return lines

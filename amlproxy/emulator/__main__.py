@@ -1,0 +1,5 @@
+"""``python -m amlproxy.emulator serve ...``"""
+
+from amlproxy.emulator.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,148 @@
+"""CloudWatch metrics in Embedded Metric Format (EMF): JSON log lines that CloudWatch Logs
+turns into metrics, flushed once per invocation.
+
+A small writer rather than Powertools' Metrics (~10 ms more at cold start and a
+dependency). One EMF document is a JSON object whose ``_aws`` member names the namespace,
+the dimension set and the metrics; each metric's value is a root member, a number or an
+array of at most 100 numbers::
+
+    {"_aws": {"Timestamp": 1700000000000, "CloudWatchMetrics": [{"Namespace": "amlproxy",
+      "Dimensions": [["function", "trigger"]], "Metrics": [{"Name": "RecordsScored",
+      "Unit": "Count"}, ...]}]}, "function": "f", "trigger": "s3", "RecordsScored": 42, ...}
+
+Counters are summed over the invocation. ``EndpointLatency`` keeps every sample up to
+:data:`MAX_SAMPLES` per invocation, then a uniform random sample of that size (reservoir
+sampling), so percentiles stay unbiased and the output stays bounded; the exact number of
+calls is the ``EndpointCalls`` counter. Samples are split over lines of 100 values.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from amlproxy.core.report import Report
+
+MAX_VALUES_PER_LINE = 100  # EMF: an array value holds at most 100 numbers
+MAX_SAMPLES = 1000
+LATENCY = "EndpointLatency"
+UNITS: dict[str, str] = {
+    "RecordsScored": "Count",
+    "RecordsRejected": "Count",
+    "RecordsFailed": "Count",
+    "Retries": "Count",
+    "RetriesExhausted": "Count",
+    "EndpointCalls": "Count",
+    "EndpointErrors": "Count",
+    "SinkErrors": "Count",
+    "ObjectsSkipped": "Count",
+    "InputErrors": "Count",
+    "BatchItemFailures": "Count",
+    "ApiRequests": "Count",
+    LATENCY: "Milliseconds",
+}
+
+
+def _stdout_line(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+class EmfMetrics:
+    """Collects counters and latency samples; :meth:`flush` writes them as EMF lines.
+
+    Thread-safe: the pipeline's worker threads report endpoint latencies. ``write`` gets
+    each line (default: stdout, which Lambda sends to CloudWatch Logs). Disabled metrics
+    accept everything and write nothing.
+    """
+
+    def __init__(
+        self,
+        namespace: str,
+        dimensions: dict[str, str],
+        *,
+        enabled: bool = True,
+        write: Callable[[str], None] = _stdout_line,
+        seed: int | None = None,
+    ) -> None:
+        self.namespace = namespace
+        self.dimensions = dict(dimensions)
+        self.enabled = enabled
+        self._write = write
+        self._lock = threading.Lock()
+        self._rng = random.Random(seed)
+        self._counters: dict[str, float] = {}
+        self._samples: list[float] = []
+        self._seen = 0
+
+    def add(self, name: str, value: float = 1) -> None:
+        """Add ``value`` to the counter ``name`` (see :data:`UNITS`)."""
+        with self._lock:
+            self._counters[name] = self._counters.get(name, 0) + value
+
+    def add_report(self, report: Report) -> None:
+        """Count a pipeline run's outcomes and retries."""
+        with self._lock:
+            c = self._counters
+            for name, value in (
+                ("RecordsScored", report.ok),
+                ("RecordsRejected", report.rejected),
+                ("RecordsFailed", report.failed),
+                ("Retries", report.retries),
+                ("RetriesExhausted", report.exhausted),
+            ):
+                c[name] = c.get(name, 0) + value
+
+    def observe_latency(self, milliseconds: float) -> None:
+        """One endpoint call's latency (reservoir-sampled beyond :data:`MAX_SAMPLES`)."""
+        with self._lock:
+            self._seen += 1
+            self._counters["EndpointCalls"] = self._counters.get("EndpointCalls", 0) + 1
+            if len(self._samples) < MAX_SAMPLES:
+                self._samples.append(milliseconds)
+            else:
+                slot = self._rng.randrange(self._seen)
+                if slot < MAX_SAMPLES:
+                    self._samples[slot] = milliseconds
+
+    def set_dimension(self, name: str, value: str) -> None:
+        self.dimensions[name] = value
+
+    def flush(self) -> list[str]:
+        """Write what was collected since the last flush, reset, and return the lines."""
+        with self._lock:
+            counters, samples = self._counters, self._samples
+            self._counters, self._samples, self._seen = {}, [], 0
+        if not self.enabled or not (counters or samples):
+            return []
+        lines = []
+        chunks = [samples[i : i + MAX_VALUES_PER_LINE]
+                  for i in range(0, len(samples), MAX_VALUES_PER_LINE)] or [[]]
+        for n, chunk in enumerate(chunks):
+            values: dict[str, Any] = dict(counters) if n == 0 else {}
+            if chunk:
+                values[LATENCY] = [round(v, 3) for v in chunk]
+            if values:
+                lines.append(self._document(values))
+        for line in lines:
+            self._write(line)
+        return lines
+
+    def _document(self, values: dict[str, Any]) -> str:
+        directive = {
+            "Namespace": self.namespace,
+            "Dimensions": [list(self.dimensions)],
+            "Metrics": [{"Name": k, "Unit": UNITS.get(k, "None")} for k in values],
+        }
+        doc = {
+            "_aws": {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": [directive]},
+            **self.dimensions,
+            **values,
+        }
+        return orjson.dumps(doc).decode()

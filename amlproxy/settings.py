@@ -1,0 +1,336 @@
+"""Configuration: environment variables with the ``AMLPROXY_`` prefix (pydantic-settings).
+
+Loaded and validated once, at cold start, by the composition root
+(:mod:`amlproxy.bootstrap`). Anything wrong raises one :class:`ConfigurationError` that
+lists every bad variable. :func:`describe_settings` / :func:`settings_table` document every
+variable (the README's configuration table is generated from them).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from amlproxy.errors import ConfigurationError
+
+BackendName = Literal["local", "sagemaker", "aml", "shadow"]
+SinkName = Literal["dynamodb", "s3", "callback"]
+StatusName = Literal["ok", "rejected", "failed"]
+ENV_PREFIX = "AMLPROXY_"
+LAMBDA_RESPONSE_LIMIT = 6_291_556  # bytes: a synchronous Lambda invocation's payload cap
+API_BYTES_PER_RECORD = 2_048  # generous bound of one API answer entry (reasons are capped)
+
+
+class Settings(BaseSettings):
+    """Every knob of amlproxy. The README's configuration table is generated from this."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    schema_name: str = Field(
+        "census-income",
+        validation_alias="AMLPROXY_SCHEMA",
+        description="record schema: a bundled name or a path to an AML .schema file",
+    )
+    backend: BackendName = Field("local", description="local, sagemaker, aml or shadow")
+    local_model: str | None = Field(None, description="path of a local model JSON artifact")
+    endpoint_url: str | None = Field(
+        None, description="override the runtime endpoint URL (the emulator, a VPC endpoint)"
+    )
+    region: str | None = Field(None, description="AWS region (default: the SDK's own)")
+
+    sagemaker_endpoint: str | None = Field(None, description="SageMaker endpoint name")
+    sagemaker_content_type: Literal["text/csv", "application/json"] = Field(
+        "text/csv", description="request body format"
+    )
+    sagemaker_target_variant: str | None = Field(None, description="TargetVariant")
+    sagemaker_target_model: str | None = Field(None, description="TargetModel (multi-model)")
+    sagemaker_inference_component: str | None = Field(None, description="InferenceComponentName")
+    sagemaker_custom_attributes: str | None = Field(None, description="CustomAttributes")
+    sagemaker_max_batch: int = Field(500, ge=1, description="records per multi-record request")
+
+    aml_model_id: str | None = Field(None, description="Amazon ML model id")
+    aml_predict_endpoint: str | None = Field(None, description="Amazon ML real-time endpoint URL")
+    aml_discover_endpoint: bool = Field(
+        False, description="find the endpoint with GetMLModel when none is given"
+    )
+    aml_rate_limit_rps: float | None = Field(
+        None, gt=0, description="client-side requests/s cap per endpoint (AML allows 200)"
+    )
+
+    labels: Annotated[tuple[str, ...] | None, NoDecode] = Field(
+        None, description="comma list of the class names in score order, negative first for "
+        "a binary model (e.g. '<=50K,>50K'): Amazon ML's 0/1 labels and SageMaker's bare "
+        "probabilities are named by them",
+    )
+
+    shadow_backend: Literal["local", "sagemaker", "aml"] | None = Field(
+        None, description="with backend=shadow: the backend compared against the primary"
+    )
+    shadow_primary: Literal["local", "sagemaker", "aml"] = Field(
+        "aml", description="with backend=shadow: the backend whose answer is returned"
+    )
+
+    concurrency: int = Field(32, ge=1, le=1024, description="calls in flight per process")
+    max_attempts: int = Field(5, ge=1, le=20, description="calls per record, retries included")
+    retry_base_delay_s: float = Field(0.05, gt=0, description="first backoff (full jitter)")
+    retry_max_delay_s: float = Field(5.0, gt=0, description="backoff cap")
+    deadline_margin_s: float = Field(
+        10.0, ge=0, description="stop this long before the Lambda timeout"
+    )
+
+    # ------------------------------------------------------------ AWS sinks and triggers
+    aws_endpoint_url: str | None = Field(
+        None, description="endpoint URL of the S3, DynamoDB, SNS, SQS and Secrets Manager "
+        "clients (moto, LocalStack); the prediction clients use AMLPROXY_ENDPOINT_URL",
+    )
+    sinks: Annotated[tuple[SinkName, ...] | None, NoDecode] = Field(
+        None, description="comma list of dynamodb, s3, callback (default: s3 for the S3 "
+        "trigger and when AMLPROXY_OUTPUT_BUCKET is set, plus dynamodb when "
+        "AMLPROXY_DYNAMODB_TABLE is set, plus callback when AMLPROXY_CALLBACK_URL is set)",
+    )
+    input_prefix: str = Field("input/", description="S3 trigger: only keys under this prefix")
+    output_bucket: str | None = Field(
+        None, description="bucket of results and rejects objects (default: the input bucket)"
+    )
+    output_prefix: str = Field("output/", description="key prefix of results objects")
+    rejects_prefix: str = Field("rejects/", description="key prefix of rejects objects")
+    dynamodb_table: str | None = Field(None, description="DynamoDB table of the dynamodb sink")
+    dynamodb_statuses: Annotated[tuple[StatusName, ...], NoDecode] = Field(
+        ("ok", "rejected", "failed"),
+        description="comma list of the outcomes the DynamoDB sink keeps (ok,rejected,failed)",
+    )
+    dynamodb_ttl_days: float | None = Field(
+        None, gt=0, description="DynamoDB items expire after this many days (TTL attribute)"
+    )
+    callback_url: str | None = Field(None, description="HTTPS URL the callback sink POSTs to")
+    callback_secret_arn: str | None = Field(
+        None, description="Secrets Manager secret holding the callback signing secret"
+    )
+    callback_secret: SecretStr | None = Field(
+        None, description="the callback signing secret itself (local use; prefer the ARN)"
+    )
+    raise_on_failed: bool = Field(
+        True, description="S3/SNS triggers: raise after the event when records failed, so "
+        "that Lambda retries it (outputs are keyed: a retry overwrites, adds nothing)",
+    )
+
+    # ------------------------------------------------------------ API trigger
+    api_max_records: int = Field(
+        1000, ge=1, description="API: most records in one request (more: 413)"
+    )
+    api_max_body_bytes: int = Field(
+        1_048_576, ge=1, le=LAMBDA_RESPONSE_LIMIT, description="API: largest request body"
+    )
+
+    # ------------------------------------------------------------ observability
+    tracing: Literal["xray", "off"] = Field(
+        "off", description="xray: X-Ray subsegments around endpoint calls and sink writes "
+        "(only inside Lambda; the X-Ray SDK adds ~0.3 s to a cold start)",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="level of the JSON logs of the Lambda triggers"
+    )
+    metrics: bool = Field(True, description="write CloudWatch EMF metrics from the triggers")
+    metrics_namespace: str = Field("amlproxy", min_length=1, description="EMF namespace")
+
+    @field_validator("sinks", "dynamodb_statuses", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            items = tuple(v.strip().lower() for v in value.split(",") if v.strip())
+            return items if items or value.strip() else None
+        return value
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(v.strip() for v in value.split(",") if v.strip()) or None
+        return value
+
+    @field_validator("input_prefix", "output_prefix", "rejects_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        value = value.lstrip("/")
+        return value if not value or value.endswith("/") else value + "/"
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Settings:
+        problems = self._backend_problems() + self._sink_problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _backend_problems(self) -> list[str]:
+        missing = []
+        uses = {self.backend}
+        if self.backend == "shadow":
+            if self.shadow_backend is None:
+                missing.append("AMLPROXY_SHADOW_BACKEND (backend=shadow)")
+            uses = {self.shadow_primary, self.shadow_backend or "local"}
+        if "sagemaker" in uses and not self.sagemaker_endpoint:
+            missing.append("AMLPROXY_SAGEMAKER_ENDPOINT (backend=sagemaker)")
+        if "aml" in uses and not self.aml_model_id:
+            missing.append("AMLPROXY_AML_MODEL_ID (backend=aml)")
+        problems = ["missing " + ", ".join(missing)] if missing else []
+        if "aml" in uses and self.labels is not None and len(self.labels) != 2:
+            problems.append("AMLPROXY_LABELS: Amazon ML binary models need exactly two labels "
+                            "(negative,positive)")
+        return problems
+
+    def _sink_problems(self) -> list[str]:
+        problems = []
+        chosen = set(self.sinks or ())
+        if "dynamodb" in chosen and not self.dynamodb_table:
+            problems.append("AMLPROXY_SINKS names dynamodb but AMLPROXY_DYNAMODB_TABLE is unset")
+        if "callback" in chosen and not self.callback_url:
+            problems.append("AMLPROXY_SINKS names callback but AMLPROXY_CALLBACK_URL is unset")
+        if self.callback_url and not (self.callback_secret_arn or self.callback_secret):
+            problems.append(
+                "AMLPROXY_CALLBACK_URL needs AMLPROXY_CALLBACK_SECRET_ARN or "
+                "AMLPROXY_CALLBACK_SECRET (callbacks are signed)"
+            )
+        if self.output_prefix and self.output_prefix == self.rejects_prefix:
+            problems.append("AMLPROXY_OUTPUT_PREFIX and AMLPROXY_REJECTS_PREFIX must differ")
+        if self.input_prefix and any(
+            p and (p.startswith(self.input_prefix) or self.input_prefix.startswith(p))
+            for p in (self.output_prefix, self.rejects_prefix)
+        ):
+            problems.append(
+                "AMLPROXY_INPUT_PREFIX must not overlap AMLPROXY_OUTPUT_PREFIX or "
+                "AMLPROXY_REJECTS_PREFIX (outputs would trigger the function again)"
+            )
+        if self.api_max_records * API_BYTES_PER_RECORD > LAMBDA_RESPONSE_LIMIT:
+            most = LAMBDA_RESPONSE_LIMIT // API_BYTES_PER_RECORD
+            problems.append(
+                f"AMLPROXY_API_MAX_RECORDS={self.api_max_records} could exceed Lambda's 6 MB "
+                f"response limit (at most {most})"
+            )
+        return problems
+
+    def sink_names(self, *, s3_trigger: bool = False) -> tuple[SinkName, ...]:
+        """The sinks to use: AMLPROXY_SINKS, else those the other variables configure."""
+        if self.sinks is not None:
+            return self.sinks
+        chosen: list[SinkName] = []
+        if s3_trigger or self.output_bucket:
+            chosen.append("s3")
+        if self.dynamodb_table:
+            chosen.append("dynamodb")
+        if self.callback_url:
+            chosen.append("callback")
+        return tuple(chosen)
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a settings field (``schema_name`` -> AMLPROXY_SCHEMA)."""
+    info = Settings.model_fields[field]
+    alias = info.validation_alias
+    return alias if isinstance(alias, str) else ENV_PREFIX + field.upper()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with explicit overrides (CLI flags, library callers).
+
+    Raises one :class:`ConfigurationError` listing every bad variable on one line (the
+    CLI prints it as is): the values that do not parse, and the combinations that do not
+    hold (checked with the defaults in place of the bad values).
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        problems, bad = _problems(exc)
+    if bad:  # values were refused, so the combination checks did not run: run them now
+        defaults = {name: Settings.model_fields[name].default for name in bad}
+        try:
+            Settings(**{**given, **defaults})
+        except ValidationError as again:
+            problems += [p for p in _problems(again)[0] if p not in problems]
+    raise ConfigurationError(
+        f"invalid configuration ({len(problems)} problem(s)): " + "; ".join(problems)
+    )
+
+
+def _problems(exc: ValidationError) -> tuple[list[str], set[str]]:
+    """The messages of a validation error, and the fields whose values were refused."""
+    problems: list[str] = []
+    bad: set[str] = set()
+    for err in exc.errors(include_url=False):
+        message = err["msg"].removeprefix("Value error, ")
+        if not err["loc"]:
+            problems.extend(message.split("; "))
+            continue
+        name = str(err["loc"][0])
+        field = next((f for f in Settings.model_fields if env_name(f) == name), name)
+        if field in Settings.model_fields:
+            bad.add(field)
+            name = env_name(field)
+        shown = "'***'" if "SECRET" in name.upper() else repr(err.get("input"))
+        problems.append(f"{name}={shown}: {message}")
+    return problems, bad
+
+
+@dataclass(frozen=True, slots=True)
+class SettingDoc:
+    """One row of the configuration table."""
+
+    variable: str
+    type: str
+    default: str
+    description: str
+
+
+def describe_settings() -> list[SettingDoc]:
+    """Every environment variable amlproxy reads, with its type, default and meaning."""
+    rows = []
+    for name, info in Settings.model_fields.items():
+        default = info.default
+        if isinstance(default, tuple):
+            default = ",".join(default)
+        shown = "" if default is None else str(default).lower() if default in (True, False) \
+            else str(default)
+        rows.append(SettingDoc(env_name(name), _type_name(info.annotation), shown,
+                               info.description or ""))
+    return rows
+
+
+def settings_table() -> str:
+    """The configuration table of the README, in Markdown."""
+    lines = ["| variable | type | default | meaning |", "|---|---|---|---|"]
+    for row in describe_settings():
+        default = f"`{row.default}`" if row.default else ""
+        lines.append(f"| `{row.variable}` | {row.type} | {default} | {row.description} |")
+    return "\n".join(lines)
+
+
+def _type_name(annotation: Any) -> str:
+    """A short human name of a field type: ``int``, ``local | aml``, ``list of s3 | ...``."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return _type_name(args[0])
+    if origin is Literal:
+        return " \\| ".join(str(a) for a in args)
+    if origin in (UnionType, Union):
+        names = [_type_name(a) for a in args if a is not type(None)]
+        optional = " (optional)" if type(None) in args else ""
+        return " \\| ".join(names) + optional
+    if origin is tuple:
+        return "comma list of " + _type_name(args[0])
+    return "secret" if annotation is SecretStr else getattr(annotation, "__name__", str(annotation))
+
+
+def in_lambda() -> bool:
+    """Whether this process runs inside AWS Lambda."""
+    return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
+
+
+if __name__ == "__main__":  # python -m amlproxy.settings: the README's configuration table
+    print(settings_table())

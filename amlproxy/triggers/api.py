@@ -1,0 +1,254 @@
+"""The HTTP trigger (``amlproxy.triggers.api.handler``): API Gateway REST and HTTP APIs and
+Lambda function URLs.
+
+Routes
+    ``POST /predict``  ``application/json``: one record (an object) or a batch (a list, or
+                       ``{"records": [...]}``); ``text/csv``: a batch of rows (header as the
+                       schema says; ``?header=true|false`` overrides).
+    ``GET /schema``    the JSON Schema of one record.
+
+Answers (always ``application/json``, never a traceback)
+    200  one record: ``{"prediction": {label, scores, value, backend, model_id, ...}}``;
+         a batch: ``{"predictions": [{"index": 0, "status": "ok", "label": ...}, ...,
+         {"index": 7, "status": "failed", "reason": ...}], "summary": {...}}``.
+    400  ``{"errors": [{"index": 0, "field": "age", "reason": "..."}]}``: every bad field of
+         every record (``line`` too for CSV), at most 100 listed; nothing is scored when a
+         record is invalid. Also for bodies that are not JSON / CSV at all.
+    413  body over ``AMLPROXY_API_MAX_BODY_BYTES`` or more than ``AMLPROXY_API_MAX_RECORDS``
+         records: use the S3 trigger for large inputs.
+    415  a content type other than application/json or text/csv.
+    404, 405  unknown route, wrong method (with ``Allow``).
+    502  the endpoint refused or could not answer (not worth retrying as is);
+    503  the endpoint stayed throttled or unavailable after the retries, or the function's
+         deadline came first (``Retry-After: 1``).
+
+Records are validated once, by this module, and handed to the backend through a
+pipeline that trusts them (:class:`_PrevalidatedSchema`). An ``Idempotency-Key`` header
+would be handled in :func:`predict`, around the scoring.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from amlproxy.core.pipeline import Pipeline
+from amlproxy.core.readers import read_records
+from amlproxy.core.schema import Schema
+from amlproxy.errors import ConfigurationError, RecordValidationError
+from amlproxy.settings import LAMBDA_RESPONSE_LIMIT
+from amlproxy.triggers._http import (
+    JSON_TYPE,
+    BadBody,
+    HttpRequest,
+    RequestTooLarge,
+    error_response,
+    parse_http_event,
+    response,
+)
+from amlproxy.triggers._runtime import Runtime, invocation
+
+log = logging.getLogger("amlproxy.triggers")
+
+CSV_TYPE = "text/csv"
+MAX_ERRORS_LISTED = 100
+MAX_REASON_CHARS = 300
+S3_HINT = "score larger inputs with the S3 trigger (upload a CSV or JSON Lines file)"
+
+
+def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    """Lambda entry point of the HTTP trigger."""
+    request_id = getattr(context, "aws_request_id", None)
+    try:
+        with invocation("api", context) as runtime:
+            request = parse_http_event(event)
+            runtime.metrics.add("ApiRequests")
+            answer = route(runtime, request)
+            log.info("%s %s -> %s", request.method, request.path, answer["statusCode"],
+                     extra={"status": answer["statusCode"], "event_kind": request.kind})
+            return answer
+    except ConfigurationError:
+        return error_response(500, "ConfigurationError", "the function is misconfigured; "
+                              f"see its logs (request id {request_id})")
+    except Exception:  # logged by invocation(); the client gets no traceback
+        return error_response(500, "InternalError", f"internal error (request id {request_id})")
+
+
+def route(runtime: Runtime, request: HttpRequest) -> dict[str, Any]:
+    if request.path == "/predict":
+        if request.method != "POST":
+            return _not_allowed("POST", request)
+        return predict(runtime, request)
+    if request.path == "/schema":
+        if request.method != "GET":
+            return _not_allowed("GET", request)
+        if "schema_body" not in runtime.cache:
+            runtime.cache["schema_body"] = orjson.dumps(runtime.schema.json_schema())
+        return response(200, None, raw=runtime.cache["schema_body"])
+    return error_response(404, "NotFound", f"no route {request.path!r} (POST /predict, "
+                          "GET /schema)")
+
+
+def _not_allowed(allowed: str, request: HttpRequest) -> dict[str, Any]:
+    return error_response(405, "MethodNotAllowed", f"{request.method} {request.path}: use "
+                          f"{allowed}", headers={"allow": allowed})
+
+
+def predict(runtime: Runtime, request: HttpRequest) -> dict[str, Any]:
+    """``POST /predict``: parse, validate every record, score, answer."""
+    settings = runtime.settings
+    content_type = request.content_type or JSON_TYPE
+    if content_type not in (JSON_TYPE, CSV_TYPE):
+        return error_response(415, "UnsupportedMediaType", f"content type {content_type!r} is "
+                              f"not accepted: send {JSON_TYPE} or {CSV_TYPE}")
+    try:
+        body = request.body(settings.api_max_body_bytes)
+    except RequestTooLarge:
+        return error_response(413, "PayloadTooLarge", f"the body is over "
+                              f"{settings.api_max_body_bytes} bytes; {S3_HINT}")
+    except BadBody as exc:
+        return _bad_request([_error(None, None, str(exc))])
+    if content_type == CSV_TYPE:
+        parsed = _csv_records(runtime, body, request.query.get("header"))
+    else:
+        parsed = _json_records(body)
+    if isinstance(parsed, dict):
+        return parsed
+    records, lines, single = parsed
+    if len(records) > settings.api_max_records:
+        return error_response(413, "PayloadTooLarge", f"more than {settings.api_max_records} "
+                              f"records in one request; {S3_HINT}")
+    validated, errors = _validate(runtime.schema, records, lines)
+    if errors:
+        return _bad_request(errors)
+    return _score(runtime, validated, single, source=f"api:{request.request_id or 'request'}")
+
+
+Parsed = tuple[list[Any], list[int] | None, bool]
+
+
+def _json_records(body: bytes) -> Parsed | dict[str, Any]:
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        return _bad_request([_error(None, None, f"invalid JSON: {exc}")])
+    if isinstance(doc, dict):
+        if len(doc) == 1 and "records" in doc:
+            if not isinstance(doc["records"], list):
+                return _bad_request([_error(None, "records", "must be a list of records")])
+            doc = doc["records"]
+        else:
+            return [doc], None, True
+    if not isinstance(doc, list):
+        return _bad_request([_error(None, None, "expected a record (a JSON object), a list "
+                                    'of records or {"records": [...]}')])
+    if not doc:
+        return _bad_request([_error(None, None, "no records")])
+    return doc, None, False
+
+
+def _csv_records(runtime: Runtime, body: bytes, header: str | None) -> Parsed | dict[str, Any]:
+    flag = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+    rows = []
+    limit = runtime.settings.api_max_records
+    for row in read_records(io.BytesIO(body), runtime.schema, format="csv",
+                            header=flag.get((header or "").lower())):
+        rows.append(row)
+        if len(rows) > limit:
+            break  # the caller answers 413; no need to read the rest
+    if not rows:
+        return _bad_request([_error(None, None, "no records")])
+    records = [row.fields if row.fields is not None else row for row in rows]
+    return records, [row.line for row in rows], False
+
+
+def _validate(schema: Schema, records: list[Any], lines: list[int] | None
+              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    validate = schema.validate
+    validated: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    for index, record in enumerate(records):
+        line = lines[index] if lines is not None else None
+        if not isinstance(record, Mapping):
+            reason = getattr(record, "error", None) or "not a JSON object"
+            errors.append(_error(index, None, reason, line))
+            continue
+        try:
+            validated.append(validate(record, line=line))
+        except RecordValidationError as exc:
+            errors.extend(_error(index, e.field, e.reason, line) for e in exc.errors)
+    return validated, errors
+
+
+def _error(index: int | None, field: str | None, reason: str, line: int | None = None
+           ) -> dict[str, Any]:
+    entry: dict[str, Any] = {"index": index, "field": field, "reason": reason[:MAX_REASON_CHARS]}
+    if line is not None:
+        entry["line"] = line
+    return entry
+
+
+def _bad_request(errors: list[dict[str, Any]]) -> dict[str, Any]:
+    body: dict[str, Any] = {"errors": errors[:MAX_ERRORS_LISTED]}
+    if len(errors) > MAX_ERRORS_LISTED:
+        body["truncated"] = len(errors) - MAX_ERRORS_LISTED
+    return response(400, body)
+
+
+class _PrevalidatedSchema(Schema):
+    """The schema of records this module already validated: ``validate`` hands them
+    through, so that the pipeline does not validate them a second time."""
+
+    def __init__(self, schema: Schema) -> None:  # shares the built schema, builds nothing
+        self.__dict__.update(vars(schema))
+
+    def validate(self, fields: Mapping[str, Any], *, line: int | None = None) -> dict[str, Any]:
+        return fields if isinstance(fields, dict) else dict(fields)
+
+
+def _api_pipeline(runtime: Runtime) -> Pipeline:
+    pipeline = runtime.cache.get("api_pipeline")
+    if pipeline is None:
+        main = runtime.pipeline
+        pipeline = Pipeline(_PrevalidatedSchema(main.schema), main.backend,
+                            concurrency=main.concurrency, deadline=runtime.deadline)
+        runtime.cache["api_pipeline"] = pipeline
+    assert isinstance(pipeline, Pipeline)
+    return pipeline
+
+
+def _score(runtime: Runtime, records: list[dict[str, Any]], single: bool, *, source: str
+           ) -> dict[str, Any]:
+    outcomes, report = _api_pipeline(runtime).score_records(records, source=source)
+    runtime.metrics.add_report(report)
+    if report.interrupted or len(outcomes) < len(records):
+        return error_response(503, "DeadlineExceeded", "the function ran out of time before "
+                              "every record was scored", headers={"retry-after": "1"})
+    if report.ok == 0:
+        reason = outcomes[0].reasons[0] if outcomes[0].reasons else "the backend failed"
+        if report.exhausted:
+            return error_response(503, "BackendUnavailable", reason[:MAX_REASON_CHARS],
+                                  headers={"retry-after": "1"})
+        return error_response(502, "BackendError", reason[:MAX_REASON_CHARS])
+    if single:
+        prediction = outcomes[0].prediction
+        assert prediction is not None
+        return response(200, {"prediction": prediction.to_dict()})
+    entries: list[dict[str, Any]] = []
+    for outcome in outcomes:
+        entry: dict[str, Any] = {"index": outcome.line - 1, "status": outcome.status.value}
+        if outcome.prediction is not None:
+            entry.update(outcome.prediction.to_dict())
+        else:
+            entry["reason"] = "; ".join(outcome.reasons)[:MAX_REASON_CHARS]
+        entries.append(entry)
+    summary = {"total": report.total, "ok": report.ok, "failed": report.failed}
+    encoded = orjson.dumps({"predictions": entries, "summary": summary})
+    if len(encoded) > LAMBDA_RESPONSE_LIMIT - 4096:
+        return error_response(413, "ResponseTooLarge", f"the answer would exceed Lambda's "
+                              f"6 MB limit: send fewer records; {S3_HINT}")
+    return response(200, None, raw=encoded)

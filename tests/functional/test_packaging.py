@@ -1,0 +1,65 @@
+"""The wheel carries everything needed at run time: schemas and the bundled model included.
+
+Builds the wheel, installs it into a fresh venv (no source tree on sys.path), and runs the
+CLI from another directory.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ROW = ("39, State-gov, 77516, Bachelors, 13, Never-married, Adm-clerical, Not-in-family, "
+       "White, Male, 2174, 0, 40, United-States\n")
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    src = tmp_path_factory.mktemp("src") / "amlproxy"
+    # Build from a copy so that no build artefact lands in the work tree.
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(
+        ".venv*", ".git", "build", "dist", "__pycache__", ".*_cache", ".hypothesis"))
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(src)],
+                   check=True, capture_output=True, timeout=600)
+    (whl,) = out.glob("amlproxy-*.whl")
+    return whl
+
+
+def test_wheel_contains_the_runtime_files(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "amlproxy/_schemas/census-income.schema" in names
+    assert "amlproxy/localmodel/census-income.json" in names
+    assert "amlproxy/py.typed" in names
+    assert not any(n.startswith("tests/") for n in names)
+
+
+def test_installed_wheel_runs_from_another_directory(wheel, tmp_path):
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=True)
+    py = env_dir / "bin" / "python"
+    subprocess.run([str(py), "-m", "pip", "install", "--quiet", str(wheel)], check=True,
+                   timeout=900)
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    (work / "rows.csv").write_text(ROW)
+    cli = env_dir / "bin" / "amlproxy"
+    r = subprocess.run([str(cli), "score", "rows.csv", "--out", "p.jsonl", "-q"], cwd=work,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert (work / "p.jsonl").read_text().count("\n") == 1
+    r = subprocess.run([str(cli), "schema", "list"], cwd=work, capture_output=True, text=True)
+    assert "census-income" in r.stdout
+    # The installed package is the one that ran, not the source tree.
+    r = subprocess.run([str(py), "-c", "import amlproxy; print(amlproxy.__file__)"], cwd=work,
+                       capture_output=True, text=True)
+    assert str(env_dir) in r.stdout

@@ -1,0 +1,204 @@
+"""The retry policy, on a fake clock: backoff bounds, jitter, attempt cap, deadline."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+from collections.abc import Callable
+from types import SimpleNamespace
+
+import pytest
+
+from amlproxy.core.retry import Deadline, RetryPolicy
+from amlproxy.errors import (
+    ConfigurationError,
+    EndpointServerError,
+    InvalidRecordError,
+    RetriesExhaustedError,
+    ThrottledError,
+)
+
+
+class FakeClock:
+    """A monotonic clock that only moves when the policy sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds >= 0
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def policy_on(clock: FakeClock, **kwargs: object) -> RetryPolicy:
+    kwargs.setdefault("deadline", Deadline(clock=clock))
+    return RetryPolicy(sleep=clock.sleep, **kwargs)  # type: ignore[arg-type]
+
+
+def failing(times: int, error: Callable[[], Exception], result: str = "ok") -> Callable[[], str]:
+    calls = {"n": 0}
+
+    def fn() -> str:
+        calls["n"] += 1
+        if calls["n"] <= times:
+            raise error()
+        return result
+
+    fn.calls = calls  # type: ignore[attr-defined]
+    return fn
+
+
+def throttled() -> Exception:
+    return ThrottledError("slow down", code="ThrottlingException", status=400)
+
+
+def test_success_first_time_takes_one_attempt_and_no_sleep() -> None:
+    clock = FakeClock()
+    assert policy_on(clock).call(lambda: 42) == (42, 1)
+    assert clock.sleeps == []
+
+
+def test_retryable_errors_are_retried_with_bounded_backoff() -> None:
+    clock = FakeClock()
+    policy = policy_on(clock, max_attempts=6, base_delay_s=0.1, max_delay_s=0.5, seed=1)
+    fn = failing(5, throttled)
+    assert policy.call(fn) == ("ok", 6)
+    assert len(clock.sleeps) == 5
+    for failures, slept in enumerate(clock.sleeps, start=1):
+        assert 0.0 <= slept <= min(0.5, 0.1 * 2 ** (failures - 1))
+    assert [policy.backoff_bound(n) for n in range(1, 6)] == [0.1, 0.2, 0.4, 0.5, 0.5]
+
+
+def test_full_jitter_spreads_over_the_whole_range_and_is_seeded() -> None:
+    def draws(seed: int) -> list[float]:
+        clock = FakeClock()
+        policy = policy_on(clock, max_attempts=2, base_delay_s=1.0, max_delay_s=1.0, seed=seed)
+        for _ in range(2000):
+            with pytest.raises(RetriesExhaustedError):
+                policy.call(failing(10, throttled))
+        return clock.sleeps
+
+    sleeps = draws(7)
+    assert len(sleeps) == 2000
+    assert min(sleeps) < 0.02 and max(sleeps) > 0.98  # full jitter: from ~0 to the bound
+    assert 0.45 < statistics.fmean(sleeps) < 0.55
+    assert draws(7) == sleeps
+    assert draws(8) != sleeps
+
+
+def test_attempt_cap_gives_up_with_the_last_error() -> None:
+    clock = FakeClock()
+    fn = failing(100, lambda: EndpointServerError("boom", code="InternalFailure", status=500))
+    with pytest.raises(RetriesExhaustedError) as info:
+        policy_on(clock, max_attempts=4).call(fn)
+    err = info.value
+    assert err.why == "max attempts"
+    assert err.attempts == 4 and err.last.attempts == 4
+    assert fn.calls["n"] == 4  # type: ignore[attr-defined]
+    assert len(clock.sleeps) == 3
+    assert isinstance(err.last, EndpointServerError)
+    assert err.code == "InternalFailure" and err.status == 500
+
+
+def test_non_retryable_error_is_attempted_once() -> None:
+    clock = FakeClock()
+    fn = failing(100, lambda: InvalidRecordError("bad", code="InvalidInputException"))
+    with pytest.raises(InvalidRecordError) as info:
+        policy_on(clock).call(fn)
+    assert info.value.attempts == 1
+    assert fn.calls["n"] == 1  # type: ignore[attr-defined]
+    assert clock.sleeps == []
+
+
+def test_non_retryable_after_retryable_counts_every_attempt() -> None:
+    clock = FakeClock()
+    errors = iter([throttled(), throttled(), InvalidRecordError("bad")])
+
+    def fn() -> str:
+        raise next(errors)
+
+    with pytest.raises(InvalidRecordError) as info:
+        policy_on(clock).call(fn)
+    assert info.value.attempts == 3
+
+
+def test_other_exceptions_are_not_retried() -> None:
+    clock = FakeClock()
+    fn = failing(100, lambda: KeyError("bug"))
+    with pytest.raises(KeyError):
+        policy_on(clock).call(fn)
+    assert fn.calls["n"] == 1  # type: ignore[attr-defined]
+
+
+def test_deadline_stops_before_a_sleep_that_would_cross_it() -> None:
+    clock = FakeClock()
+    deadline = Deadline(clock=clock)
+    deadline.set_remaining(1.0)
+    end = clock.now + 1.0
+    starts: list[float] = []
+
+    def fn() -> str:
+        starts.append(clock.now)
+        raise throttled()
+
+    policy = policy_on(clock, max_attempts=100, base_delay_s=0.2, max_delay_s=0.4,
+                       deadline=deadline, seed=3)
+    with pytest.raises(RetriesExhaustedError) as info:
+        policy.call(fn)
+    assert info.value.why == "deadline"
+    assert info.value.attempts == len(starts) > 1
+    assert all(t < end for t in starts)
+    assert clock.now <= end  # no sleep was taken past the deadline
+
+
+def test_expired_deadline_means_no_attempt_at_all() -> None:
+    clock = FakeClock()
+    deadline = Deadline(clock=clock)
+    deadline.set_remaining(5.0, margin_s=5.0)
+    assert deadline.expired()
+    fn = failing(0, throttled)
+    with pytest.raises(RetriesExhaustedError) as info:
+        policy_on(clock, deadline=deadline).call(fn)
+    assert info.value.why == "deadline" and info.value.attempts == 0
+    assert fn.calls["n"] == 0  # type: ignore[attr-defined]
+
+
+def test_deadline_from_a_lambda_context_and_reset() -> None:
+    clock = FakeClock()
+    deadline = Deadline(clock=clock)
+    assert deadline.remaining() is None and not deadline.expired()
+    deadline.set_from_lambda_context(
+        SimpleNamespace(get_remaining_time_in_millis=lambda: 30_000), margin_s=5.0
+    )
+    assert deadline.remaining() == pytest.approx(25.0)
+    clock.now += 25.0
+    assert deadline.expired()
+    deadline.set_from_lambda_context(object())  # not a Lambda context: no deadline
+    assert deadline.remaining() is None and not deadline.expired()
+
+
+def test_bad_settings_are_configuration_errors() -> None:
+    with pytest.raises(ConfigurationError):
+        RetryPolicy(max_attempts=0)
+    with pytest.raises(ConfigurationError):
+        RetryPolicy(base_delay_s=-1)
+
+
+def test_one_policy_serves_many_threads_with_separate_attempt_counts() -> None:
+    policy = RetryPolicy(max_attempts=10, base_delay_s=0.0005, max_delay_s=0.001)
+    results: dict[int, tuple[str, int]] = {}
+
+    def work(i: int) -> None:
+        results[i] = policy.call(failing(i % 5, throttled, result=str(i)))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {i: (str(i), i % 5 + 1) for i in range(40)}
