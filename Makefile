@@ -38,7 +38,7 @@ demo: $(VENV)/.runtime
 	@echo "first predictions ($(DEMO_OUT)/predictions.csv):"
 	@head -n 4 $(DEMO_OUT)/predictions.csv
 	@echo "rejects, with their line numbers and reasons ($(DEMO_OUT)/rejects.jsonl):"
-	@cut -c1-160 $(DEMO_OUT)/rejects.jsonl
+	@$(BIN)/python -c 'import json, sys; [print("  line %4d: %s" % (r["line"], "; ".join(r["reasons"]))) for r in map(json.loads, open(sys.argv[1]))]' $(DEMO_OUT)/rejects.jsonl
 
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)

@@ -6,13 +6,13 @@
 # Usage: sam/stage_function.sh        (from anywhere; needs python3 with pip, and PyPI)
 # Env:   PYTHON                 interpreter that builds the wheel (default python3)
 #        AMLPROXY_LAMBDA_EXTRAS packages the handlers need beyond amlproxy's own dependencies
-#                               (default: aws-lambda-powertools pydantic-settings)
+#                               (default: none; every runtime dependency is in pyproject.toml)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=$root/sam/.build/function
 python=${PYTHON:-python3}
-extras=${AMLPROXY_LAMBDA_EXTRAS:-aws-lambda-powertools pydantic-settings}
+extras=${AMLPROXY_LAMBDA_EXTRAS:-}
 
 wheels=$(mktemp -d)
 trap 'rm -rf "$wheels"' EXIT

@@ -26,6 +26,7 @@ from amlproxy.core.prediction import Prediction
 from amlproxy.core.report import Report
 from amlproxy.core.schema import Schema
 from amlproxy.errors import (
+    AmlProxyError,
     BackendError,
     FieldError,
     NonRetryableBackendError,
@@ -151,7 +152,7 @@ class Pipeline:
                         break
                     yield item
                 break
-            self._start(unit)
+            self._start(unit, report)
             window.append(unit)
             while len(window) >= max_window:
                 yield from self._finish(window.popleft(), source, report)
@@ -222,14 +223,16 @@ class Pipeline:
             row_id=row_id,
         )
 
-    def _start(self, unit: _Unit) -> None:
+    def _start(self, unit: _Unit, report: Report) -> None:
         if not unit.rows:
             return
         records = [record for _, record in unit.rows]
         if self._executor is not None:
             unit.future = self._executor.submit(self._score, records)
         else:
+            t0 = time.perf_counter()
             unit.result = self._score(records)
+            report.predict_s += time.perf_counter() - t0
 
     def _score(self, records: list[dict[str, Any]]) -> UnitResult:
         """Predict a batch; never raises. One result per record, in order."""
@@ -242,6 +245,8 @@ class Pipeline:
             return [self._score_one(record) for record in records]
         except BackendError as exc:
             return [exc] * len(records)
+        except AmlProxyError:
+            raise  # configuration (credentials, region...): no record can succeed; stop the run
         except Exception as exc:  # a bug in an adapter must not lose the rows
             log.exception("backend %s raised an unexpected error", self.backend.name)
             err = BackendError(f"unexpected {type(exc).__name__}: {exc}", code="InternalError")
@@ -252,6 +257,8 @@ class Pipeline:
             return self.backend.predict(record)
         except BackendError as exc:
             return exc
+        except AmlProxyError:
+            raise
         except Exception as exc:
             log.exception("backend %s raised an unexpected error", self.backend.name)
             return BackendError(f"unexpected {type(exc).__name__}: {exc}", code="InternalError")
@@ -260,9 +267,11 @@ class Pipeline:
         if not unit.rows:
             yield from (o for o in unit.order if o is not None)
             return
-        t0 = time.perf_counter()
-        results = unit.future.result() if unit.future is not None else unit.result
-        report.predict_s += time.perf_counter() - t0
+        if unit.future is not None:
+            t0 = time.perf_counter()  # time spent waiting on the backend
+            unit.result = unit.future.result()
+            report.predict_s += time.perf_counter() - t0
+        results = unit.result
         assert results is not None and len(results) == len(unit.rows)
         scored = zip(unit.rows, results, strict=True)
         for item in unit.order:

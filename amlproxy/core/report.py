@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from amlproxy.core.outcome import Outcome, Status
+
+_KIND_END = re.compile(r"['(:]")
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
 @dataclass
@@ -57,8 +61,9 @@ class Report:
 
     def _reasons(self, outcome: Outcome) -> None:
         for error in outcome.errors:
-            # Group by field and the first words of the reason, not by the offending value.
-            reason = error.reason.split("'", 1)[0].split(":", 1)[0].strip()
+            # Group by field and the kind of reason, not by the offending value.
+            reason = _KIND_END.split(error.reason, 1)[0].strip()
+            reason = _NUMBER.sub("N", reason)
             self.reasons[f"{error.field}: {reason}" if error.field else reason] += 1
 
     @property

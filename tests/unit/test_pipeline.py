@@ -16,6 +16,7 @@ from amlproxy.core.ports import Backend, Sink
 from amlproxy.core.prediction import Prediction
 from amlproxy.core.schema import load_schema
 from amlproxy.errors import (
+    ConfigurationError,
     InvalidRecordError,
     RetriesExhaustedError,
     SinkError,
@@ -172,6 +173,17 @@ def test_an_unexpected_adapter_bug_fails_records_without_losing_them(schema):
     backend = EchoBackend(max_batch_size=5, fail_ages={22.0: KeyError("oops")})
     report = Pipeline(schema, backend, [ListSink()], concurrency=2).run(rows(20), source="s")
     assert report.failed == 5 and report.ok == 15 and report.reconciles
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_a_configuration_error_stops_the_run_instead_of_failing_every_row(schema, concurrency):
+    backend = EchoBackend(fail_ages={18.0: ConfigurationError("AWS credentials: none")})
+    sink = ListSink()
+    pipeline = Pipeline(schema, backend, [sink], concurrency=concurrency)
+    with pytest.raises(ConfigurationError, match="credentials"):
+        pipeline.run(rows(50), source="s")
+    pipeline.close()
+    assert sink.aborted == 1 and sink.closed == 0
 
 
 def test_the_deadline_stops_reading_and_the_report_says_where(schema):
