@@ -138,13 +138,22 @@ class Pipeline:
         return report
 
     def outcomes(
-        self, rows: Iterable[SourceRow], *, source: str, report: Report | None = None
+        self,
+        rows: Iterable[SourceRow],
+        *,
+        source: str,
+        report: Report | None = None,
+        validated: bool = False,
     ) -> Iterator[Outcome]:
-        """Outcomes in input order, one per row (a generator: bounded memory)."""
+        """Outcomes in input order, one per row (a generator: bounded memory).
+
+        ``validated=True`` takes each row's fields as a record that already went through
+        :meth:`Schema.validate` (a caller that must check a whole batch before scoring any).
+        """
         report = report if report is not None else Report(source=source)
         window: deque[_Unit] = deque()
         max_window = self.concurrency * 2 if self._executor else 1
-        for unit in self._units(rows, source, report):
+        for unit in self._units(rows, source, report, validated):
             if self.deadline is not None and unit.rows and self.deadline.expired():
                 report.interrupted = True
                 for item in unit.order:  # the rejects read before the first unscored row
@@ -160,14 +169,15 @@ class Pipeline:
             yield from self._finish(window.popleft(), source, report)
 
     def score_records(
-        self, records: Sequence[Mapping[str, Any]], *, source: str
+        self, records: Sequence[Mapping[str, Any]], *, source: str, validated: bool = False
     ) -> tuple[list[Outcome], Report]:
-        """Validate and score in-memory records (an API batch, an SNS message)."""
+        """Validate (unless ``validated``) and score in-memory records (an API batch, an SNS
+        message); line = 1-based index."""
         rows = [SourceRow(line=i, fields=r, raw="") for i, r in enumerate(records, start=1)]
         report = Report(source=source)
         started = time.perf_counter()
         outcomes = []
-        for outcome in self.outcomes(rows, source=source, report=report):
+        for outcome in self.outcomes(rows, source=source, report=report, validated=validated):
             report.count(outcome)
             outcomes.append(outcome)
         report.elapsed_s = time.perf_counter() - started
@@ -181,8 +191,10 @@ class Pipeline:
 
     # ---------------------------------------------------------------- internals
 
-    def _units(self, rows: Iterable[SourceRow], source: str, report: Report) -> Iterator[_Unit]:
-        validate = self.schema.validate
+    def _units(
+        self, rows: Iterable[SourceRow], source: str, report: Report, validated: bool
+    ) -> Iterator[_Unit]:
+        validate = _as_validated if validated else self.schema.validate
         batch_size = self.batch_size
         unit = _Unit()
         t0 = time.perf_counter()
@@ -312,3 +324,7 @@ def _abort_quietly(sink: Sink) -> None:
         sink.abort()
     except Exception:  # the original error matters more
         log.exception("aborting sink %s failed", sink.name)
+
+
+def _as_validated(fields: Mapping[str, Any], *, line: int | None = None) -> dict[str, Any]:
+    return fields if isinstance(fields, dict) else dict(fields)

@@ -22,8 +22,8 @@ Answers (always ``application/json``, never a traceback)
     503  the endpoint stayed throttled or unavailable after the retries, or the function's
          deadline came first (``Retry-After: 1``).
 
-Records are validated once, by this module, and handed to the backend through a
-pipeline that trusts them (:class:`_PrevalidatedSchema`). An ``Idempotency-Key`` header
+Records are validated once, by this module, as a whole batch, and scored with
+``Pipeline.score_records(..., validated=True)``. An ``Idempotency-Key`` header
 would be handled in :func:`predict`, around the scoring.
 """
 
@@ -36,7 +36,6 @@ from typing import Any
 
 import orjson
 
-from amlproxy.core.pipeline import Pipeline
 from amlproxy.core.readers import read_records
 from amlproxy.core.schema import Schema
 from amlproxy.errors import ConfigurationError, RecordValidationError
@@ -199,31 +198,10 @@ def _bad_request(errors: list[dict[str, Any]]) -> dict[str, Any]:
     return response(400, body)
 
 
-class _PrevalidatedSchema(Schema):
-    """The schema of records this module already validated: ``validate`` hands them
-    through, so that the pipeline does not validate them a second time."""
-
-    def __init__(self, schema: Schema) -> None:  # shares the built schema, builds nothing
-        self.__dict__.update(vars(schema))
-
-    def validate(self, fields: Mapping[str, Any], *, line: int | None = None) -> dict[str, Any]:
-        return fields if isinstance(fields, dict) else dict(fields)
-
-
-def _api_pipeline(runtime: Runtime) -> Pipeline:
-    pipeline = runtime.cache.get("api_pipeline")
-    if pipeline is None:
-        main = runtime.pipeline
-        pipeline = Pipeline(_PrevalidatedSchema(main.schema), main.backend,
-                            concurrency=main.concurrency, deadline=runtime.deadline)
-        runtime.cache["api_pipeline"] = pipeline
-    assert isinstance(pipeline, Pipeline)
-    return pipeline
-
-
 def _score(runtime: Runtime, records: list[dict[str, Any]], single: bool, *, source: str
            ) -> dict[str, Any]:
-    outcomes, report = _api_pipeline(runtime).score_records(records, source=source)
+    # Validated above, as a whole batch: the pipeline does not validate them again.
+    outcomes, report = runtime.pipeline.score_records(records, source=source, validated=True)
     runtime.metrics.add_report(report)
     if report.interrupted or len(outcomes) < len(records):
         return error_response(503, "DeadlineExceeded", "the function ran out of time before "
