@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from amlproxy.core.prediction import Prediction
-from amlproxy.errors import FieldError
+from amlproxy.errors import ConfigurationError, FieldError
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,3 +58,19 @@ class Outcome:
 def record_key(source: str, line: int) -> str:
     """The stable key of a record: its source and its position in it."""
     return f"{source}#{line}"
+
+
+StatusFilter = Collection["Status | str"] | Literal["all"]
+
+
+def parse_statuses(statuses: StatusFilter, *, who: str) -> frozenset[Status]:
+    """The set of statuses a sink keeps: ``"all"`` or names such as ``("ok", "failed")``."""
+    if statuses == "all":
+        return frozenset(Status)
+    try:
+        chosen = frozenset(Status(s) for s in statuses)
+    except ValueError as exc:
+        raise ConfigurationError(f"unknown outcome status in {statuses!r}: {exc}") from exc
+    if not chosen:
+        raise ConfigurationError(f"{who} needs at least one outcome status")
+    return chosen

@@ -25,13 +25,13 @@ import random
 import socket
 import ssl
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
-from amlproxy.core.outcome import Outcome, Status
+from amlproxy.core.outcome import Outcome, Status, StatusFilter, parse_statuses
 from amlproxy.core.writers import reject_row, result_row
 from amlproxy.errors import ConfigurationError, SinkWriteError
 from amlproxy.sinks._ssrf import Resolver, Target, check_url, resolve_target
@@ -69,7 +69,7 @@ class CallbackSink:
         url: str,
         *,
         secrets: Sequence[str],
-        statuses: Collection[Status | str] | Literal["all"] = ("ok",),
+        statuses: StatusFilter = ("ok",),
         event_type: str = "amlproxy.results",
         timeout_s: float = 10.0,
         max_attempts: int = 5,
@@ -94,7 +94,7 @@ class CallbackSink:
         self.url = url
         self.name = f"callback:{target.host}"
         self.secrets = tuple(secrets)
-        self.statuses = frozenset(Status) if statuses == "all" else _statuses(statuses)
+        self.statuses = parse_statuses(statuses, who="CallbackSink")
         self.event_type = event_type
         self.timeout_s = timeout_s
         self.max_attempts = max_attempts
@@ -243,13 +243,3 @@ def _retry_after(value: str | None) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         return None  # an HTTP date: ignored, the backoff applies
-
-
-def _statuses(statuses: Collection[Status | str]) -> frozenset[Status]:
-    try:
-        chosen = frozenset(Status(s) for s in statuses)
-    except ValueError as exc:
-        raise ConfigurationError(f"unknown outcome status in {statuses!r}: {exc}") from exc
-    if not chosen:
-        raise ConfigurationError("CallbackSink needs at least one status to send")
-    return chosen

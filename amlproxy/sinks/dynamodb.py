@@ -28,16 +28,16 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from amlproxy.core.outcome import Outcome, Status
+from amlproxy.core.outcome import Outcome, StatusFilter, parse_statuses
 from amlproxy.errors import ConfigurationError, SinkWriteError
 
 if TYPE_CHECKING:
@@ -51,7 +51,6 @@ TTL_ATTRIBUTE = "expires_at"
 _MIN_MAGNITUDE = 1e-130  # DynamoDB numbers: magnitude 1E-130 .. 9.99E+125
 _MAX_MAGNITUDE = 9.99e125
 
-StatusFilter = Collection[Status | str] | Literal["all"]
 
 
 def table_definition(table_name: str) -> dict[str, Any]:
@@ -113,7 +112,7 @@ class DynamoDbSink:
             raise ConfigurationError("ttl_days must be positive")
         self.table_name = table_name
         self.name = f"dynamodb:{table_name}"
-        self.statuses = _status_set(statuses)
+        self.statuses = parse_statuses(statuses, who="DynamoDbSink")
         self.ttl_days = ttl_days
         self.max_attempts = max_attempts
         self.backoff_base_s = backoff_base_s
@@ -237,15 +236,3 @@ def number(x: float) -> str | None:
 
 def _key_of(request: Any) -> str:
     return str(request["PutRequest"]["Item"]["key"]["S"])
-
-
-def _status_set(statuses: StatusFilter) -> frozenset[Status]:
-    if statuses == "all":
-        return frozenset(Status)
-    try:
-        chosen = frozenset(Status(s) for s in statuses)
-    except ValueError as exc:
-        raise ConfigurationError(f"unknown outcome status in {statuses!r}: {exc}") from exc
-    if not chosen:
-        raise ConfigurationError("DynamoDbSink needs at least one status to keep")
-    return chosen
