@@ -128,6 +128,13 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(
         1_048_576, ge=1, le=LAMBDA_RESPONSE_LIMIT, description="API: largest request body"
     )
+    idempotency_table: str | None = Field(
+        None, description="API: DynamoDB table (key 'id', TTL 'expiration') of Idempotency-Key "
+        "records; unset = the header is ignored",
+    )
+    idempotency_ttl_s: int = Field(
+        3600, ge=60, le=7 * 86400, description="API: how long an Idempotency-Key is remembered"
+    )
 
     # ------------------------------------------------------------ observability
     tracing: Literal["xray", "off"] = Field(

@@ -101,8 +101,11 @@ class Pipeline:
         """Score ``rows`` from ``source`` and write the outcomes to the sinks.
 
         ``sinks`` replaces the pipeline's own sinks for this run (per-input outputs such as
-        an S3 object named after the input key). Sinks are closed at the end of the run,
-        also after an error, which then propagates: with keyed outputs a retry is safe.
+        an S3 object named after the input key). Sinks are closed (committed) at the end of
+        the run. They are aborted after an error, which then propagates, and when the
+        deadline interrupted the run (``report.interrupted``): a cut run leaves no half
+        object, keyed sinks keep the whole chunks written (the last, partial one is
+        dropped, so a retry re-sends the same chunks), and a retry of the input is safe.
         """
         report = Report(source=source)
         targets = self.sinks if sinks is None else list(sinks)
@@ -121,15 +124,21 @@ class Pipeline:
                     report.elapsed_s = time.perf_counter() - started
                     progress(report)
                     next_progress += progress_every
-            if buffer:
-                self._write(targets, buffer, report)
+            if buffer and not report.interrupted:  # a cut run writes whole chunks only, so
+                self._write(targets, buffer, report)  # its retry re-sends the same messages
         except BaseException:
             for sink in targets:
                 _abort_quietly(sink)
             raise
         t0 = time.perf_counter()
-        for sink in targets:
-            sink.close()
+        if report.interrupted:
+            # A cut run publishes no half output: per-run objects (S3, files) are discarded,
+            # keyed sinks keep what they wrote; the retry of the input writes it whole.
+            for sink in targets:
+                _abort_quietly(sink)
+        else:
+            for sink in targets:
+                sink.close()
         report.sink_s += time.perf_counter() - t0
         report.elapsed_s = time.perf_counter() - started
         summary = getattr(self.backend, "summary", None)

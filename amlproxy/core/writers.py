@@ -131,7 +131,7 @@ class _OutcomeWriter:
 
     def _write_csv(self, kept: list[Outcome]) -> None:
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
+        writer = csv.writer(buffer, lineterminator="\r\n")  # RFC 4180; quotes a bare CR
         if self.columns is None:
             columns = self._csv_columns(kept[0] if kept else None)
             if columns is None:

@@ -14,6 +14,8 @@ Answers (always ``application/json``, never a traceback)
     400  ``{"errors": [{"index": 0, "field": "age", "reason": "..."}]}``: every bad field of
          every record (``line`` too for CSV), at most 100 listed; nothing is scored when a
          record is invalid. Also for bodies that are not JSON / CSV at all.
+    409  a request with the same ``Idempotency-Key`` is still being scored (``Retry-After``).
+    422  an ``Idempotency-Key`` already used with a different request.
     413  body over ``AMLPROXY_API_MAX_BODY_BYTES`` or more than ``AMLPROXY_API_MAX_RECORDS``
          records: use the S3 trigger for large inputs.
     415  a content type other than application/json or text/csv.
@@ -23,13 +25,16 @@ Answers (always ``application/json``, never a traceback)
          deadline came first (``Retry-After: 1``).
 
 Records are validated once, by this module, as a whole batch, and scored with
-``Pipeline.score_records(..., validated=True)``. An ``Idempotency-Key`` header
-would be handled in :func:`predict`, around the scoring.
+``Pipeline.score_records(..., validated=True)``. With ``AMLPROXY_IDEMPOTENCY_TABLE``, an
+``Idempotency-Key`` header makes a repeat of the same request return the stored answer
+without scoring again (422 for the same key with another request, 409 while the first is
+in progress): see :mod:`amlproxy.triggers._idempotency`.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -48,6 +53,13 @@ from amlproxy.triggers._http import (
     error_response,
     parse_http_event,
     response,
+)
+from amlproxy.triggers._idempotency import HEADER as IDEMPOTENCY_HEADER
+from amlproxy.triggers._idempotency import (
+    IdempotencyStore,
+    check_key,
+    idempotent,
+    request_fingerprint,
 )
 from amlproxy.triggers._runtime import Runtime, invocation
 
@@ -111,6 +123,35 @@ def predict(runtime: Runtime, request: HttpRequest) -> dict[str, Any]:
                               f"{settings.api_max_body_bytes} bytes; {S3_HINT}")
     except BadBody as exc:
         return _bad_request([_error(None, None, str(exc))])
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is not None and settings.idempotency_table:
+        problem = check_key(key)
+        if problem is not None:
+            return _bad_request([_error(None, None, problem)])
+        remaining = runtime.deadline.remaining()
+        return idempotent(
+            _idempotency_store(runtime), key, request_fingerprint(request, body),
+            hold_s=remaining + 5.0 if remaining is not None else 900.0,
+            answer=lambda: _predict_body(runtime, request, content_type, body),
+        )
+    return _predict_body(runtime, request, content_type, body)
+
+
+def _idempotency_store(runtime: Runtime) -> IdempotencyStore:
+    store = runtime.cache.get("idempotency")
+    if store is None:
+        settings = runtime.settings
+        assert settings.idempotency_table is not None
+        store = IdempotencyStore(settings.idempotency_table, runtime.clients.client("dynamodb"),
+                                 ttl_s=settings.idempotency_ttl_s)
+        runtime.cache["idempotency"] = store
+    assert isinstance(store, IdempotencyStore)
+    return store
+
+
+def _predict_body(runtime: Runtime, request: HttpRequest, content_type: str, body: bytes
+                  ) -> dict[str, Any]:
+    settings = runtime.settings
     if content_type == CSV_TYPE:
         parsed = _csv_records(runtime, body, request.query.get("header"))
     else:
@@ -132,22 +173,50 @@ Parsed = tuple[list[Any], list[int] | None, bool]
 
 def _json_records(body: bytes) -> Parsed | dict[str, Any]:
     try:
-        doc = orjson.loads(body)
+        doc = parsed = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         return _bad_request([_error(None, None, f"invalid JSON: {exc}")])
+    single = False
     if isinstance(doc, dict):
         if len(doc) == 1 and "records" in doc:
             if not isinstance(doc["records"], list):
                 return _bad_request([_error(None, "records", "must be a list of records")])
             doc = doc["records"]
         else:
-            return [doc], None, True
+            doc, single = [doc], True
     if not isinstance(doc, list):
         return _bad_request([_error(None, None, "expected a record (a JSON object), a list "
                                     'of records or {"records": [...]}')])
     if not doc:
         return _bad_request([_error(None, None, "no records")])
-    return doc, None, False
+    duplicate = _duplicate_key(body, doc, wrapped=not single and isinstance(parsed, dict))
+    if duplicate is not None:
+        return _bad_request([_error(None, duplicate, "a key given twice in one object "
+                                    "(ambiguous)")])
+    return doc, None, single
+
+
+def _duplicate_key(body: bytes, records: list[Any], *, wrapped: bool) -> str | None:
+    """A key some object of ``body`` names twice (orjson keeps the last silently), or None.
+    Cheap unless the body has more ':' than the parsed records have keys."""
+    keys = wrapped + sum(len(r) for r in records if isinstance(r, dict))
+    if body.count(b":") <= keys:
+        return None
+    found: list[str] = []
+
+    def check(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in seen and not found:
+                found.append(key)
+            seen[key] = value
+        return seen
+
+    try:
+        json.loads(body, object_pairs_hook=check)
+    except (ValueError, RecursionError):
+        return None  # orjson parsed it; only this second look failed
+    return found[0] if found else None
 
 
 def _csv_records(runtime: Runtime, body: bytes, header: str | None) -> Parsed | dict[str, Any]:

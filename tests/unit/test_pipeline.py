@@ -196,7 +196,7 @@ def test_the_deadline_stops_reading_and_the_report_says_where(schema):
 
     backend = EchoBackend(max_batch_size=10, io_bound=False)
     sink = ListSink()
-    pipeline = Pipeline(schema, backend, [sink], deadline=AfterCalls(backend, 3))
+    pipeline = Pipeline(schema, backend, [sink], deadline=AfterCalls(backend, 3), sink_chunk=10)
     report = pipeline.run(rows(100), source="s")
     assert report.interrupted and report.total == 30 and report.last_line == 30
     assert [o.line for o in sink.outcomes] == list(range(1, 31))
