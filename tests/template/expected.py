@@ -23,9 +23,9 @@ def _on(resource: str, *actions: str) -> set[Grant]:
 
 RESULTS = _on(f"arn:aws:dynamodb:{_ARN}:table/{STACK}-ResultsTable",
               "dynamodb:BatchWriteItem", "dynamodb:PutItem")
+# What amlproxy/triggers/_idempotency.py calls (test_sam_idempotency.py checks the list).
 IDEMPOTENCY = _on(f"arn:aws:dynamodb:{_ARN}:table/{STACK}-IdempotencyStore",
-                  "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
-                  "dynamodb:DeleteItem")
+                  "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem")
 FAILURE_QUEUE = _on(f"arn:aws:sqs:{_ARN}:{STACK}-FailureQueue", "sqs:SendMessage")
 WORK_QUEUE = _on(f"arn:aws:sqs:{_ARN}:{STACK}-WorkQueue",
                  "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
@@ -57,17 +57,19 @@ def _per_function(backend: set[Grant], s3: set[Grant], *,
                   pointers: frozenset[Grant] | set[Grant] = frozenset(),
                   idempotency: frozenset[Grant] | set[Grant] = frozenset(),
                   ) -> dict[str, set[Grant]]:
-    shared = RESULTS | backend | set(idempotency) | set(secret)
+    shared = RESULTS | backend | set(secret)
     return {
         "S3Function": _logs("s3") | s3 | FAILURE_QUEUE | shared,
         "SnsFunction": _logs("sns") | set(pointers) | FAILURE_QUEUE | shared,
         "SqsFunction": _logs("sqs") | set(pointers) | WORK_QUEUE | shared,
-        "ApiFunction": _logs("api") | RESULTS | backend,
+        # Idempotency-Key is an API feature: only the API function touches that table.
+        "ApiFunction": _logs("api") | RESULTS | backend | set(idempotency),
     }
 
 
 EXPECTED_GRANTS: dict[str, dict[str, set[Grant]]] = {
-    "sagemaker": _per_function(SAGEMAKER | XRAY, _s3("amlproxy-in", "input/", "amlproxy-in")),
+    "sagemaker": _per_function(SAGEMAKER | XRAY, _s3("amlproxy-in", "input/", "amlproxy-in"),
+                               idempotency=IDEMPOTENCY),
     "aml-discovery": _per_function(
         AML_PREDICT | AML_DISCOVERY, _s3("amlproxy-in", "incoming/census/", "amlproxy-out"),
         secret=CALLBACK_SECRET, pointers=_s3_read("amlproxy-in", "incoming/census/"),

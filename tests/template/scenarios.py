@@ -8,11 +8,12 @@ STACK = "amlproxy-test"
 
 # Parameter sets the tests deploy "on paper". Together they switch every condition both ways.
 SCENARIOS: dict[str, dict[str, str]] = {
-    # Defaults: SageMaker, one bucket, tracing on, no callback, IAM auth.
+    # Defaults: SageMaker, one bucket, tracing on, no callback, IAM auth, the idempotency
+    # table (on by default).
     "sagemaker": {"InputBucketName": "amlproxy-in", "SageMakerEndpointName": "census-xgb"},
     # Amazon ML with endpoint discovery, separate output bucket, signed callbacks,
     # tracing off, API keys, a deeper input prefix, S3 pointers in messages, the
-    # idempotency table, labels and a results TTL.
+    # idempotency table with its own TTL, labels and a results TTL.
     "aml-discovery": {
         "Backend": "aml",
         "AmlModelId": "ml-AbC123xyz",
@@ -25,14 +26,16 @@ SCENARIOS: dict[str, dict[str, str]] = {
         "ApiAuth": "API_KEY",
         "MessageS3Pointers": "enabled",
         "IdempotencyTable": "enabled",
+        "IdempotencyTtlSeconds": "900",
         "Labels": "<=50K,>50K",
         "ResultsTtlDays": "30",
     },
-    # Amazon ML with a known real-time endpoint: no GetMLModel.
+    # Amazon ML with a known real-time endpoint (no GetMLModel), no idempotency table.
     "aml-endpoint": {
         "Backend": "aml",
         "AmlModelId": "ml-AbC123xyz",
         "AmlPredictEndpoint": "https://realtime.machinelearning.us-east-1.amazonaws.com",
         "InputBucketName": "amlproxy-in",
+        "IdempotencyTable": "disabled",
     },
 }

@@ -315,18 +315,65 @@ def test_functions_get_the_settings_their_handlers_read(
             assert "AMLPROXY_OUTPUT_BUCKET" not in env  # results of messages: DynamoDB
         assert env.get("AMLPROXY_CALLBACK_URL", "") == params["CallbackUrl"]
         assert env.get("AMLPROXY_CALLBACK_SECRET_ARN", "") == params["CallbackSecretArn"]
-        assert env.get("AMLPROXY_IDEMPOTENCY_TABLE") == (
-            "amlproxy-test-IdempotencyStore" if idempotency else None)
+        # Idempotency-Key is read by the API trigger only: their outputs are keyed.
+        assert not {"AMLPROXY_IDEMPOTENCY_TABLE", "AMLPROXY_IDEMPOTENCY_TTL_S"} & set(env)
         # The loop guard of S3 pointers needs the same prefixes as the S3 trigger.
         assert (env["AMLPROXY_INPUT_PREFIX"], env["AMLPROXY_OUTPUT_PREFIX"],
                 env["AMLPROXY_REJECTS_PREFIX"]) == (
             params["InputPrefix"], params["OutputPrefix"], params["RejectsPrefix"])
     api_env = _environment(resolver, "ApiFunction")
     assert api_env["AMLPROXY_SINKS"] == "dynamodb"
-    assert not {"AMLPROXY_CALLBACK_URL", "AMLPROXY_CALLBACK_SECRET_ARN",
-                "AMLPROXY_IDEMPOTENCY_TABLE"} & set(api_env)
+    assert not {"AMLPROXY_CALLBACK_URL", "AMLPROXY_CALLBACK_SECRET_ARN"} & set(api_env)
     assert api_env["AMLPROXY_API_MAX_BODY_BYTES"] == params["ApiMaxBodyBytes"]
+    assert api_env.get("AMLPROXY_IDEMPOTENCY_TABLE") == (
+        "amlproxy-test-IdempotencyStore" if idempotency else None)
+    assert api_env.get("AMLPROXY_IDEMPOTENCY_TTL_S") == (
+        params["IdempotencyTtlSeconds"] if idempotency else None)
     assert resolver.resource_exists("IdempotencyStore") is idempotency
+    outputs = {name for name, output in resolver.template["Outputs"].items()
+               if "Condition" not in output or resolver.condition(output["Condition"])}
+    assert ("IdempotencyTableName" in outputs) is idempotency
+
+
+def test_the_idempotency_table_is_on_by_default(sam_template: dict[str, Any]) -> None:
+    # The API's Idempotency-Key works only with the table: without it the header is ignored.
+    assert sam_template["Parameters"]["IdempotencyTable"]["Default"] == "enabled"
+    assert {scenario.get("IdempotencyTable", "enabled") for scenario in SCENARIOS.values()
+            } == {"enabled", "disabled"}
+
+
+# ------------------------------------------------------------------ S3 lifecycle
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_incomplete_multipart_uploads_of_the_s3_sink_are_aborted_after_a_day(
+    sam_template: dict[str, Any], resolver_for: ResolverFor, scenario: str
+) -> None:
+    resolver = resolver_for(sam_template, scenario)
+    params = resolver.parameters
+    separate = bool(params["OutputBucketName"])
+
+    def rules(bucket: str) -> list[dict[str, Any]] | None:
+        props = resolver.resolve(sam_template["Resources"][bucket]["Properties"])
+        lifecycle = props.get("LifecycleConfiguration")
+        return None if lifecycle is None else list(lifecycle["Rules"])
+
+    abort = {"DaysAfterInitiation": 1}
+    if separate:
+        assert resolver.resource_exists("OutputBucket")
+        # A bucket of its own: every incomplete upload in it, whatever its prefix.
+        assert rules("OutputBucket") == [{"Id": "AbortIncompleteMultipartUploads",
+                                          "Status": "Enabled",
+                                          "AbortIncompleteMultipartUpload": abort}]
+        assert rules("InputBucket") is None  # clients' uploads of inputs are theirs
+    else:
+        assert not resolver.resource_exists("OutputBucket")
+        found = rules("InputBucket")
+        assert found is not None
+        assert {(r["Prefix"], r["Status"], str(r["AbortIncompleteMultipartUpload"]))
+                for r in found} == {(params["OutputPrefix"], "Enabled", str(abort)),
+                                    (params["RejectsPrefix"], "Enabled", str(abort))}
+        assert all(set(r) == {"Id", "Status", "Prefix", "AbortIncompleteMultipartUpload"}
+                   for r in found), "a lifecycle rule that does more than abort uploads"
+        assert not any(params["InputPrefix"].startswith(r["Prefix"]) for r in found)
 
 
 # ---------------------------------------------------------------------------- API
