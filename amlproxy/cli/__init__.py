@@ -4,6 +4,7 @@
     amlproxy validate FILE    validate only
     amlproxy schema ...       list and export record schemas
     amlproxy emulator serve   the SageMaker / Amazon ML endpoint emulator
+    amlproxy local up         the serverless flow on this machine (moto, emulator, local API)
 
 Errors are one line on stderr, never a traceback. Exit codes: 0 success, 1 some records
 failed (or, with ``--strict`` / ``validate``, were rejected), 2 usage, configuration or
@@ -45,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     emulator.add_argument("args", nargs=argparse.REMAINDER)
     emulator.set_defaults(func=_emulator)
+    local = commands.add_parser(
+        "local", help="run the whole serverless flow locally, without Docker", add_help=False
+    )
+    local.add_argument("args", nargs=argparse.REMAINDER)
+    local.set_defaults(func=_local)
     return parser
 
 
@@ -52,6 +58,12 @@ def _emulator(args: argparse.Namespace) -> int:
     from amlproxy.emulator.cli import main as emulator_main
 
     return emulator_main(list(args.args))
+
+
+def _local(args: argparse.Namespace) -> int:
+    from amlproxy.localstack.cli import main as local_main
+
+    return local_main(list(args.args))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

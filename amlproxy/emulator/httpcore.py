@@ -4,7 +4,9 @@ Just what AWS SDK clients need: keep-alive, ``Content-Length`` bodies (no chunke
 bodies), ``Expect: 100-continue``, TCP_NODELAY on every accepted socket. The application is
 a plain callable ``Request -> Response``; a response may ask to be sent after a delay
 (``delay_s``) or to drop the connection instead of answering (``drop``). Delays are timers
-on the event loop, so a slow answer never blocks other connections.
+on the event loop, so a slow answer never blocks other connections. An app may also return
+an ``asyncio.Future`` of its response (e.g. work run on a thread pool with
+``loop.run_in_executor``): the connection answers when it resolves.
 
 One request at a time per connection: while a delayed answer is pending, further bytes
 from that client are buffered and parsed once the answer is out (HTTP/1.1 ordering).
@@ -13,6 +15,7 @@ from that client are buffered and parsed once the answer is out (HTTP/1.1 orderi
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import socket
 from collections.abc import Callable
@@ -60,7 +63,7 @@ class Response:
         return "".join(lines).encode("latin-1") + self.body
 
 
-App = Callable[[Request], Response]
+App = Callable[[Request], "Response | asyncio.Future[Response]"]
 _Head = tuple[str, str, str, dict[str, str], int]  # method, target, version, headers, length
 
 
@@ -131,6 +134,10 @@ class HttpConnection(asyncio.Protocol):
             except Exception:  # the app must never kill the connection loop
                 log.exception("emulator app failed on %s %s", method, path)
                 response = Response(500, b'{"message":"emulator internal error"}')
+            if isinstance(response, asyncio.Future):
+                self._busy = True
+                response.add_done_callback(functools.partial(self._resolved, close=close))
+                return
             if response.delay_s > 0 or response.drop:
                 self._busy = True
                 loop = asyncio.get_running_loop()
@@ -165,6 +172,20 @@ class HttpConnection(asyncio.Protocol):
         if len(buf) < length and headers.get("expect", "").lower() == "100-continue":
             self._write(_CONTINUE)
         return method, target, version, headers, length
+
+    def _resolved(self, done: asyncio.Future[Response], close: bool) -> None:
+        if done.cancelled() or done.exception() is not None:
+            if not done.cancelled():
+                log.error("app failed", exc_info=done.exception())
+            response = Response(500, b'{"message":"internal error"}')
+        else:
+            response = done.result()
+        if response.delay_s > 0 or response.drop:
+            self._timer = asyncio.get_running_loop().call_later(
+                response.delay_s, self._deliver, response, close
+            )
+            return
+        self._deliver(response, close)
 
     def _deliver(self, response: Response, close: bool) -> None:
         self._timer = None

@@ -1,0 +1,129 @@
+"""The local API: HTTP requests -> API Gateway HTTP API (payload 2.0) events -> the API
+function -> HTTP responses.
+
+It runs on the emulator's asyncio HTTP/1.1 core (keep-alive, TCP_NODELAY, many
+connections on one event loop); the handler is synchronous and does network I/O, so each
+invocation runs on a thread pool and the connection answers when it is done.
+``GET /`` (and ``/playground``) serves the playground page instead of invoking the
+function, as a separate static route would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import threading
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import orjson
+
+from amlproxy.core.schema import Schema
+from amlproxy.emulator.httpcore import HttpConnection, Request, Response
+from amlproxy.localstack.events import LambdaContext, http_api_event
+from amlproxy.localstack.playground import playground_page
+from amlproxy.localstack.pollers import Handler
+
+log = logging.getLogger("amlproxy.localstack")
+PLAYGROUND_PATHS = ("/", "/playground")
+
+
+class LocalApi:
+    """The HTTP app: routes ``GET /`` to the playground, the rest to the API function."""
+
+    def __init__(self, handler: Handler, pool: ThreadPoolExecutor, schema: Schema,
+                 example: Mapping[str, Any] | None = None) -> None:
+        self.handler = handler
+        self.pool = pool
+        self._page = Response(200, playground_page(schema, example), [("Content-Type",
+                                                        "text/html; charset=utf-8")])
+
+    def __call__(self, request: Request) -> Response | asyncio.Future[Response]:
+        if request.method == "GET" and request.path in PLAYGROUND_PATHS:
+            return self._page
+        loop = asyncio.get_running_loop()
+        return loop.run_in_executor(self.pool, self.invoke, request)
+
+    def invoke(self, request: Request) -> Response:
+        """One synchronous invocation of the API function (on a pool thread)."""
+        event = http_api_event(request)
+        try:
+            result = self.handler(event, LambdaContext("ApiFunction"))
+        except Exception:
+            log.exception("ApiFunction failed on %s %s", request.method, request.path)
+            return Response(500, b'{"message":"Internal Server Error"}',
+                            [("Content-Type", "application/json")])
+        return http_response(result)
+
+
+def http_response(result: Any) -> Response:
+    """The HTTP answer API Gateway makes of a payload 2.0 function result."""
+    if not isinstance(result, Mapping) or "statusCode" not in result:
+        # HTTP API infers a 200 JSON answer from anything else
+        return Response(200, orjson.dumps(result), [("Content-Type", "application/json")])
+    body = result.get("body") or ""
+    raw = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode()
+    headers = [(str(k), str(v)) for k, v in (result.get("headers") or {}).items()
+               if str(k).lower() not in ("content-length", "connection")]
+    for name, values in (result.get("multiValueHeaders") or {}).items():
+        headers.extend((str(name), str(v)) for v in values)
+    headers.extend(("Set-Cookie", str(c)) for c in result.get("cookies") or ())
+    return Response(int(result["statusCode"]), raw, headers)
+
+
+class ApiServerThread:
+    """The local API on its own event loop thread; :meth:`stop` closes it."""
+
+    def __init__(self, app: LocalApi, host: str, port: int) -> None:
+        self.app = app
+        self.host = host
+        self.port = port
+        self._loop = asyncio.new_event_loop()
+        self._connections: set[HttpConnection] = set()
+        self._server: asyncio.Server | None = None
+        self._thread = threading.Thread(target=self._run, name="amlproxy-local-api",
+                                        daemon=True)
+        self._ready = threading.Event()
+        self._failure: BaseException | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> str:
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError("the local API did not start")
+        if self._failure is not None:
+            raise self._failure
+        return self.url
+
+    def _run(self) -> None:
+        loop = self._loop
+        asyncio.set_event_loop(loop)
+        try:
+            self._server = loop.run_until_complete(loop.create_server(
+                lambda: HttpConnection(self.app, self._connections),
+                self.host, self.port, reuse_address=True, backlog=1024))
+            self.port = self._server.sockets[0].getsockname()[1]
+        except BaseException as exc:
+            self._failure = exc
+            self._ready.set()
+            loop.close()
+            return
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            self._server.close()
+            for connection in list(self._connections):
+                connection.close()
+            loop.run_until_complete(self._server.wait_closed())
+            loop.close()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout)

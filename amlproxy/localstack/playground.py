@@ -1,0 +1,60 @@
+"""The playground page served at ``GET /`` of the local API: one self-contained HTML page
+(no CDN, no build step) with a form generated from the record schema.
+
+Categorical attributes become selects, numeric ones number inputs checked against the
+schema's minimum / maximum in the browser (a checkbox turns the check off, to see the
+API's own answer). The form POSTs one record to ``/predict`` and shows the label and the
+scores, or each field error next to its field.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from importlib import resources
+from typing import Any
+
+from amlproxy.core.schema import Schema
+
+
+def playground_page(schema: Schema, example: Mapping[str, Any] | None = None) -> bytes:
+    """The page for ``schema`` (its feature attributes), pre-filled with ``example``."""
+    properties: dict[str, Any] = schema.json_schema().get("properties", {})
+    required = set(schema.json_schema().get("required", []))
+    fields = "\n".join(
+        _field(name, properties.get(name, {}), name in required, (example or {}).get(name))
+        for name in schema.feature_names
+    )
+    template = resources.files("amlproxy.localstack").joinpath("playground.html")
+    page = template.read_text(encoding="utf-8")
+    page = page.replace("{{TITLE}}", html.escape(schema.name)).replace("{{FIELDS}}", fields)
+    return page.encode("utf-8")
+
+
+def _field(name: str, spec: dict[str, Any], required: bool, value: Any) -> str:
+    label = html.escape(name)
+    ident = html.escape(f"field-{name}")
+    common = f'id="{ident}" name="{label}" data-field="{label}"'
+    if required:
+        common += " required"
+    if "enum" in spec:
+        options = [] if required else ['<option value="">(missing)</option>']
+        for choice in spec["enum"]:
+            if choice is None:
+                continue
+            selected = " selected" if choice == value else ""
+            options.append(f'<option value="{html.escape(str(choice))}"{selected}>'
+                           f"{html.escape(str(choice))}</option>")
+        control = f'<select {common} data-kind="categorical">{"".join(options)}</select>'
+    else:
+        bounds = ""
+        if "minimum" in spec:
+            bounds += f' min="{spec["minimum"]:g}"'
+        if "maximum" in spec:
+            bounds += f' max="{spec["maximum"]:g}"'
+        shown = "" if value is None else html.escape(str(value))
+        control = (f'<input type="number" step="any" {common} data-kind="numeric"{bounds} '
+                   f'value="{shown}">')
+    mark = ' <span class="req" title="required">*</span>' if required else ""
+    return (f'<div class="row"><label for="{ident}">{label}{mark}</label>{control}'
+            f'<span class="error" id="error-{label}" role="alert"></span></div>')

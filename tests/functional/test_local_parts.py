@@ -1,0 +1,214 @@
+"""The parts of the local stack: the SAM template's defaults, the Lambda event shapes
+(against the SAM-generated events of tests/events), the config file, and the local API
+server (concurrency, keep-alive, payload 2.0 responses)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import http.client
+import re
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from amlproxy.core.schema import load_schema
+from amlproxy.emulator.httpcore import Request, Response
+from amlproxy.errors import ConfigurationError
+from amlproxy.localstack.api_server import ApiServerThread, LocalApi, http_response
+from amlproxy.localstack.config import load_config
+from amlproxy.localstack.events import http_api_event, sns_record, sqs_record
+from amlproxy.localstack.template import (
+    RESULTS_TABLE_KEYS,
+    TEMPLATE_DEFAULTS,
+    read_template_defaults,
+    results_table_keys,
+)
+from amlproxy.triggers._http import parse_http_event
+from tests.events import load_event
+
+
+def _shape(value: Any) -> Any:
+    """The nested key structure of a JSON value."""
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items()}
+    if isinstance(value, list) and value:
+        return [_shape(value[0])]
+    return type(value).__name__ if value is not None else "str"
+
+
+def test_the_copy_of_the_template_defaults_matches_the_template() -> None:
+    found = read_template_defaults()
+    assert found, "sam/template.yaml is readable in a checkout"
+    assert {k: found[k] for k in TEMPLATE_DEFAULTS} == TEMPLATE_DEFAULTS
+    assert results_table_keys() == RESULTS_TABLE_KEYS
+
+
+def test_config_file_overrides_template_parameters(tmp_path: Path) -> None:
+    path = tmp_path / "local.toml"
+    path.write_text('api_port = 0\n[parameters]\nInputBucketName = "in"\n'
+                    'OutputBucketName = "out"\nOutputPrefix = "results/"\n')
+    config = load_config(path, moto_port=0)
+    assert (config.api_port, config.moto_port) == (0, 0)
+    assert (config.input_bucket, config.output_bucket) == ("in", "out")
+    env = config.function_environment(moto_url="http://m", emulator_url="http://e")
+    assert env["AMLPROXY_OUTPUT_BUCKET"] == "out"
+    assert env["AMLPROXY_OUTPUT_PREFIX"] == "results/"
+    assert env["AMLPROXY_INPUT_PREFIX"] == "input/"  # the template's default
+    assert env["AMLPROXY_SAGEMAKER_ENDPOINT"] == "census-income"
+    default_env = load_config().function_environment(moto_url="http://m", emulator_url="e")
+    assert "AMLPROXY_OUTPUT_BUCKET" not in default_env  # S3 trigger: its input bucket
+    path.write_text('[parameters]\nNoSuchParameter = "x"\n')
+    with pytest.raises(ConfigurationError, match="NoSuchParameter"):
+        load_config(path)
+
+
+def test_sns_record_has_the_lambda_shape() -> None:
+    envelope = {
+        "Type": "Notification", "MessageId": "m-1", "TopicArn": "arn:aws:sns:us-east-1:1:t",
+        "Subject": "s", "Message": '{"a": 1}', "Timestamp": "2026-01-01T00:00:00.000Z",
+        "SignatureVersion": "1", "Signature": "sig", "SigningCertURL": "https://cert",
+        "UnsubscribeURL": "https://unsub",
+        "MessageAttributes": {"k": {"Type": "String", "Value": "v"}},
+    }
+    record = sns_record(envelope, "arn:aws:sns:us-east-1:1:t:sub")
+    expected = load_event("sns_notification")["Records"][0]
+    assert _shape(record) == _shape(expected) | {"Sns": _shape(expected["Sns"]) | {
+        "MessageAttributes": {"k": {"Type": "str", "Value": "str"}}}}
+    assert record["Sns"]["SigningCertUrl"] == "https://cert"
+    assert record["Sns"]["UnsubscribeUrl"] == "https://unsub"
+
+
+def test_sqs_record_has_the_lambda_shape() -> None:
+    message = {
+        "MessageId": "id-1", "ReceiptHandle": "rh", "MD5OfBody": "md5", "Body": "hello",
+        "Attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1",
+                       "SenderId": "x", "ApproximateFirstReceiveTimestamp": "2"},
+        "MessageAttributes": {"a": {"DataType": "String", "StringValue": "v"}},
+    }
+    record = sqs_record(message, "arn:aws:sqs:us-east-1:1:q")
+    expected = load_event("sqs_receive_message")["Records"][0]
+    assert set(record) == set(expected)
+    assert set(record["attributes"]) == set(expected["attributes"])
+    assert record["messageAttributes"] == {"a": {"stringValue": "v", "stringListValues": [],
+                                                 "binaryListValues": [], "dataType": "String"}}
+
+
+def test_http_api_event_has_the_payload_2_shape_and_parses_back() -> None:
+    request = Request("POST", "/predict", "header=false&x=1&x=2",
+                      {"content-type": "text/csv", "host": "127.0.0.1:8080",
+                       "cookie": "a=1; b=2"}, b"1,2,3\n")
+    event = http_api_event(request)
+    expected = load_event("apigateway_http_api_proxy")
+    assert set(event) | {"pathParameters", "stageVariables"} == set(expected)
+    assert set(event["requestContext"]) | {"authentication", "authorizer"} == set(
+        expected["requestContext"])
+    assert event["cookies"] == ["a=1", "b=2"] and event["body"] == "1,2,3\n"
+    parsed = parse_http_event(event)
+    assert (parsed.method, parsed.path, parsed.kind) == ("POST", "/predict", "http-api")
+    assert parsed.query == {"header": "false", "x": "1,2"}
+    assert parsed.body(100) == b"1,2,3\n"
+    binary = http_api_event(Request("POST", "/p", "", {"content-type": "image/png"}, b"\xff"))
+    assert binary["isBase64Encoded"] is True and binary["body"] == base64.b64encode(
+        b"\xff").decode()
+
+
+def test_http_response_maps_a_function_result() -> None:
+    answer = http_response({"statusCode": 503, "headers": {"retry-after": "1"},
+                            "body": base64.b64encode(b"{}").decode(), "isBase64Encoded": True,
+                            "cookies": ["c=1"]})
+    assert answer.status == 503 and answer.body == b"{}"
+    assert ("retry-after", "1") in answer.headers and ("Set-Cookie", "c=1") in answer.headers
+    inferred = http_response({"hello": "world"})
+    assert inferred.status == 200 and inferred.body == b'{"hello":"world"}'
+
+
+@pytest.fixture
+def slow_api() -> Iterator[tuple[ApiServerThread, list[str]]]:
+    """The local API server in front of a plain function that takes 0.3 s per request."""
+    seen: list[str] = []
+    lock = threading.Lock()
+
+    def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        time.sleep(0.3)
+        with lock:
+            seen.append(event["requestContext"]["http"]["path"])
+        return {"statusCode": 200, "headers": {"content-type": "text/plain"},
+                "body": event["rawPath"]}
+
+    pool = ThreadPoolExecutor(32)
+    server = ApiServerThread(LocalApi(handler, pool, load_schema("census-income")),
+                             "127.0.0.1", 0)
+    server.start()
+    try:
+        yield server, seen
+    finally:
+        server.stop()
+        pool.shutdown()
+
+
+def test_api_server_serves_requests_concurrently_and_keeps_connections_alive(
+        slow_api: tuple[ApiServerThread, list[str]]) -> None:
+    server, seen = slow_api
+
+    def client(index: int) -> list[bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        bodies = []
+        for n in range(2):
+            conn.request("POST", f"/r{index}-{n}", body=b"{}",
+                         headers={"Content-Type": "application/json"})
+            bodies.append(conn.getresponse().read())
+        port = conn.sock.getsockname()[1]
+        conn.close()
+        return [*bodies, str(port).encode()]
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(20) as clients:
+        results = list(clients.map(client, range(20)))
+    elapsed = time.perf_counter() - started
+    assert [r[:2] for r in results] == [[f"/r{i}-0".encode(), f"/r{i}-1".encode()]
+                                        for i in range(20)]
+    assert len(seen) == 40
+    assert elapsed < 2.0, f"40 requests of 0.3 s each took {elapsed:.2f} s: not concurrent"
+    page = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    page.request("GET", "/")
+    answer = page.getresponse()
+    assert answer.status == 200 and answer.getheader("content-type").startswith("text/html")
+    html = answer.read().decode()
+    assert '<select id="field-workclass"' in html and 'max="150"' in html
+    fields = re.findall(r'data-field="([^"]+)"', html)
+    assert fields == list(load_schema("census-income").feature_names)
+    assert "income" not in fields
+    assert len(seen) == 40  # the page is not a function invocation
+
+
+def test_http_core_answers_500_when_a_deferred_answer_fails() -> None:
+    """An app's future that raises becomes a 500, and the connection keeps working."""
+    pool = ThreadPoolExecutor(2)
+
+    def app(request: Request) -> Any:
+        def work() -> Response:
+            if request.path == "/boom":
+                raise RuntimeError("boom")
+            return Response(200, b"fine")
+        return asyncio.get_running_loop().run_in_executor(pool, work)
+
+    server = ApiServerThread(app, "127.0.0.1", 0)  # type: ignore[arg-type]
+    server.start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        conn.request("GET", "/boom")
+        first = conn.getresponse()
+        assert (first.status, first.read()) == (500, b'{"message":"internal error"}')
+        conn.request("GET", "/ok")
+        second = conn.getresponse()
+        assert (second.status, second.read()) == (200, b"fine")
+        conn.close()
+    finally:
+        server.stop()
+        pool.shutdown()
