@@ -133,16 +133,16 @@ def instrument_sinks(
 
 
 class AwsClients:
-    """The boto3 clients of the triggers and sinks: one session, each client made once,
-    on first use. ``AMLPROXY_AWS_ENDPOINT_URL`` points them all at moto or LocalStack
-    (S3 then uses path-style addressing). Calls are retried by botocore's "standard" mode
+    """The boto3 clients of the triggers and sinks: each made once, on first use (the local
+    backend needs no boto3), from the session the backends' clients come from.
+    ``AMLPROXY_AWS_ENDPOINT_URL`` points them all at moto or LocalStack (S3 then uses
+    path-style addressing). Calls are retried by botocore's "standard" mode
     (3 attempts): the sinks rely on it for throttling and 5xx answers."""
 
     def __init__(self, settings: Settings) -> None:
         self.endpoint_url = settings.aws_endpoint_url
         # botocore reads AWS_DEFAULT_REGION only; Lambda also sets AWS_REGION
         self.region = settings.region or os.environ.get("AWS_REGION") or None
-        self._session: Any = None  # made on first use: the local backend needs no boto3
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -167,14 +167,11 @@ class AwsClients:
         }
         if service == "s3" and self.endpoint_url:
             options["s3"] = {"addressing_style": "path"}
-        if self._session is None:
-            import boto3
+        from amlproxy.backends._aws import create_client  # the backends' session
 
-            self._session = boto3.session.Session(region_name=self.region)
         try:
-            return self._session.client(
-                service,
-                endpoint_url=self.endpoint_url,
+            return create_client(
+                service, region=self.region, endpoint_url=self.endpoint_url,
                 config=Config(**options),
             )
         except NoRegionError as exc:

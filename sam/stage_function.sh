@@ -3,15 +3,26 @@
 # the amlproxy wheel and its dependencies as CPython 3.11 / arm64 (manylinux2014_aarch64)
 # wheels, unpacked flat, ready for `sam build` (which then only copies the folder).
 #
-# Usage: sam/stage_function.sh        (from anywhere; needs python3 with pip, and PyPI)
-# Env:   PYTHON                 interpreter that builds the wheel (default python3)
+# Every module is precompiled for CPython 3.11 (the function's runtime) into __pycache__ with
+# unchecked-hash .pyc files: Lambda's code directory is read-only, so without them every cold
+# start compiles the whole package again (about 3x slower), and mtime-checked .pyc could be
+# judged stale after the zip round trip.
+#
+# Usage: sam/stage_function.sh        (from anywhere; needs python3.11 with pip, and PyPI)
+# Env:   PYTHON                 a CPython 3.11 interpreter (default python3.11, else python3)
+#        AMLPROXY_STAGE_DIR     where to stage (default sam/.build/function)
 #        AMLPROXY_LAMBDA_EXTRAS packages the handlers need beyond amlproxy's own dependencies
 #                               (default: none; every runtime dependency is in pyproject.toml)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-out=$root/sam/.build/function
-python=${PYTHON:-python3}
+out=${AMLPROXY_STAGE_DIR:-$root/sam/.build/function}
+python=${PYTHON:-$(command -v python3.11 || echo python3)}
+if ! "$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+    echo "stage_function.sh: $python is not CPython 3.11, the function's runtime;" \
+        "set PYTHON=/path/to/python3.11 (the .pyc files must match it)" >&2
+    exit 2
+fi
 extras=${AMLPROXY_LAMBDA_EXTRAS:-}
 
 wheels=$(mktemp -d)
@@ -25,5 +36,7 @@ mkdir -p "$out"
     --target "$out" --platform manylinux2014_aarch64 --implementation cp \
     --python-version 3.11 --only-binary=:all: \
     "$wheels"/amlproxy-*.whl $extras
+# pip compiles nothing (--no-compile); compile everything once, for 3.11, hash-checked-free
 find "$out" -name '__pycache__' -type d -prune -exec rm -rf {} +
+"$python" -m compileall -q -j 0 --invalidation-mode unchecked-hash "$out" >/dev/null
 echo "staged $(du -sh "$out" | cut -f1) in $out" >&2

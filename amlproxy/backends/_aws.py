@@ -18,6 +18,8 @@ the container's ``OriginalStatusCode``:
 
 from __future__ import annotations
 
+import os
+import threading
 from typing import Any
 
 import boto3
@@ -74,7 +76,10 @@ def client_config(
     connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
 ) -> Config:
     """botocore settings for a prediction client: botocore never retries (the one retry
-    layer is :mod:`amlproxy.core.retry`) and keeps one pooled connection per worker.
+    layer is :mod:`amlproxy.core.retry`), keeps one pooled connection per worker, and
+    spares the hot path two per-call costs: client-side parameter validation (bad input
+    still gets the service's ValidationException, mapped to InvalidRecordError) and the
+    User-Agent botocore otherwise assembles for every request.
 
     Note: botocore's ``retries["max_attempts"]`` counts *retries* (``{"max_attempts": 1}``
     means two calls); ``total_max_attempts`` counts calls, the first included.
@@ -85,7 +90,60 @@ def client_config(
         max_pool_connections=max(1, concurrency),
         retries={"total_max_attempts": 1, "mode": "standard"},
         tcp_keepalive=True,
+        # ~0.1 ms of CPU per call (10% of a Predict): the adapters build the parameters
+        # themselves (string maps, bytes bodies), and the service validates them anyway
+        parameter_validation=False,
+        # a fixed User-Agent: botocore rebuilds its default one twice per request, ~0.14 ms
+        # of CPU per call (14% of a Predict)
+        user_agent=prediction_user_agent(),
     )
+
+
+def prediction_user_agent() -> str:
+    """``amlproxy/<version> botocore/<version> Python/<version>``: the User-Agent of the
+    prediction clients (the endpoint owner still sees who calls, and with what)."""
+    import platform
+
+    import botocore
+
+    from amlproxy import __version__
+
+    return (f"amlproxy/{__version__} botocore/{botocore.__version__} "
+            f"Python/{platform.python_version()}")
+
+
+# what a boto3 session reads from the environment once and then keeps
+_SESSION_ENV = (
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
+    "AWS_DATA_PATH",
+)
+_session_lock = threading.Lock()
+_session: tuple[tuple[str | None, ...], Any] | None = None
+
+
+def create_client(service: str, *, region: str | None, endpoint_url: str | None,
+                  config: Config) -> Any:
+    """A boto3 client made from the process's one session (created on first use, and again
+    if the AWS variables of the environment change, as between tests).
+
+    Clients of one session share its loaded service models and credentials: a client from
+    a second session costs ~50 ms more at cold start. boto3 sessions are not thread-safe,
+    so clients are created under a lock; the clients themselves are.
+    """
+    global _session
+    key = tuple(os.environ.get(name) for name in _SESSION_ENV)
+    with _session_lock:
+        if _session is None or _session[0] != key:
+            _session = (key, boto3.session.Session())
+        return _session[1].client(
+            service,  # type: ignore[call-overload]
+            region_name=region,
+            endpoint_url=endpoint_url,
+            config=config,
+        )
 
 
 def make_client(
@@ -98,9 +156,9 @@ def make_client(
 ) -> Any:
     """A new boto3 client for ``service`` configured by :func:`client_config`."""
     try:
-        return boto3.session.Session().client(  # a private session: thread-safe creation
-            service,  # type: ignore[call-overload]
-            region_name=region,
+        return create_client(
+            service,
+            region=region,
             endpoint_url=endpoint_url,
             config=client_config(concurrency=concurrency, read_timeout_s=read_timeout_s),
         )

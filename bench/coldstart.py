@@ -1,0 +1,227 @@
+"""Cold start: import a handler module and build its runtime, clients created, in a fresh
+process; next to a minimal hand-written handler that imports boto3 and creates the same
+clients (the floor), in the same run.
+
+    python bench/coldstart.py [--repeat 5]
+
+Each configuration runs ``--repeat`` times in a fresh subprocess (interleaved, so a busy
+machine slows them alike); the figure is the median in-process time from the first import
+to the last client, as a ratio to the floor's median. Configurations:
+
+- each trigger (s3, sns, sqs, api) with the SageMaker backend, tracing off; the S3 trigger
+  with its S3 client, the others with a DynamoDB sink (its client);
+- the S3 trigger with ``AMLPROXY_TRACING=xray`` inside a (simulated) Lambda environment;
+- the S3 trigger from a temporary copy of amlproxy and its dependencies (boto3 excluded,
+  as in the Lambda package) without ``.pyc`` files and with them (``compileall``): why the
+  package ships ``__pycache__``.
+
+Also records the slowest imports of the S3 handler (``python -X importtime``). Writes
+``bench/results/coldstart.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import compileall
+import importlib.util
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, clean_env, figure, median, setup_env, write_result
+
+setup_env()
+
+TARGET = 1.2
+ENDPOINT = "http://127.0.0.1:9"  # nothing is called at cold start
+TRACE_ENV = {
+    "AWS_LAMBDA_FUNCTION_NAME": "amlproxy-bench",
+    "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;"
+                        "Parent=53995c3f42cd8ad8;Sampled=1",
+    "AWS_XRAY_CONTEXT_MISSING": "IGNORE_ERROR",
+}
+
+OURS = """
+import sys, time
+t0 = time.perf_counter()
+import importlib
+importlib.import_module("amlproxy.triggers." + sys.argv[1])
+from amlproxy.triggers._runtime import get_runtime
+runtime = get_runtime()
+for service in sys.argv[2:]:
+    runtime.clients.client(service)
+elapsed = time.perf_counter() - t0
+print(repr({"s": elapsed, "modules": len(sys.modules), "xray": "aws_xray_sdk" in sys.modules,
+            "tracer": runtime.tracer.name}))
+"""
+
+FLOOR = """
+import sys, time
+t0 = time.perf_counter()
+import boto3
+session = boto3.session.Session()
+clients = [session.client(s, endpoint_url=ENDPOINT) for s in sys.argv[1:]]
+elapsed = time.perf_counter() - t0
+print(repr({"s": elapsed, "modules": len(sys.modules)}))
+""".replace("ENDPOINT", repr(ENDPOINT))
+
+# the floor plus one library the handlers need: what the gap above the floor is made of
+FLOOR_PLUS = """
+import sys, time
+t0 = time.perf_counter()
+import boto3
+session = boto3.session.Session()
+clients = [session.client(s, endpoint_url=ENDPOINT) for s in sys.argv[2:]]
+import importlib
+for name in sys.argv[1].split(","):
+    importlib.import_module(name)
+elapsed = time.perf_counter() - t0
+print(repr({"s": elapsed, "modules": len(sys.modules)}))
+""".replace("ENDPOINT", repr(ENDPOINT))
+
+# module roots the Lambda package holds besides amlproxy (boto3 & co come with the runtime)
+PACKAGE_MODULES = ("pydantic", "pydantic_core", "pydantic_settings", "tenacity", "orjson",
+                   "annotated_types", "typing_extensions", "typing_inspection", "dotenv",
+                   "aws_xray_sdk", "wrapt")
+
+
+def trigger_env(trigger: str, *, tracing: bool = False) -> dict[str, str]:
+    env = {
+        "AMLPROXY_BACKEND": "sagemaker", "AMLPROXY_SAGEMAKER_ENDPOINT": "census-income",
+        "AMLPROXY_ENDPOINT_URL": ENDPOINT, "AMLPROXY_AWS_ENDPOINT_URL": ENDPOINT,
+        "AMLPROXY_REGION": "us-east-1", "AMLPROXY_LOG_LEVEL": "WARNING",
+        "AWS_LAMBDA_FUNCTION_NAME": "amlproxy-bench",
+    }
+    if trigger == "s3":
+        env["AMLPROXY_SINKS"] = "s3"
+    else:
+        env.update(AMLPROXY_SINKS="dynamodb", AMLPROXY_DYNAMODB_TABLE="results")
+    if tracing:
+        env.update(TRACE_ENV, AMLPROXY_TRACING="xray")
+    return env
+
+
+def clients_of(trigger: str) -> list[str]:
+    return ["sagemaker-runtime", "s3" if trigger == "s3" else "dynamodb"]
+
+
+def run_once(code: str, args: list[str], env: dict[str, str]) -> dict[str, Any]:
+    answer = subprocess.run([sys.executable, "-c", code, *args], env=env, check=True,
+                            capture_output=True, text=True, timeout=120)
+    result: dict[str, Any] = eval(answer.stdout.strip().splitlines()[-1])
+    return result
+
+
+def copy_package(target: Path) -> None:
+    """amlproxy and its non-boto3 dependencies, without any ``__pycache__``."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(ROOT / "amlproxy", target / "amlproxy", ignore=ignore)
+    for name in PACKAGE_MODULES:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            continue
+        origin = Path(spec.origin)
+        if origin.name == "__init__.py":
+            shutil.copytree(origin.parent, target / name, ignore=ignore)
+        else:
+            shutil.copy2(origin, target / origin.name)
+
+
+def import_profile(env: dict[str, str], limit: int = 12) -> list[dict[str, Any]]:
+    """The slowest imports (cumulative) of the S3 handler and its runtime."""
+    answer = subprocess.run([sys.executable, "-X", "importtime", "-c", OURS, "s3",
+                             *clients_of("s3")], env=env, capture_output=True, text=True,
+                            check=True, timeout=120)
+    rows = []
+    for line in answer.stderr.splitlines():
+        if not line.startswith("import time:") or "cumulative" in line:
+            continue
+        head, cumulative, name = line.split("|", 2)
+        self_us = head.removeprefix("import time:")
+        rows.append({"module": name.rstrip(), "self_ms": int(self_us) / 1000,
+                     "cumulative_ms": int(cumulative) / 1000,
+                     "top_level": not name[1:].startswith(" ")})
+    tops = [r for r in rows if r["top_level"]]
+    tops.sort(key=lambda r: -r["cumulative_ms"])
+    return [{"module": r["module"].strip(), "cumulative_ms": r["cumulative_ms"]}
+            for r in tops[:limit]]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args(argv)
+    base = clean_env(PYTHONDONTWRITEBYTECODE="1")
+    configs: dict[str, tuple[str, list[str], dict[str, str]]] = {
+        "floor s3": (FLOOR, clients_of("s3"), base),
+        "floor dynamodb": (FLOOR, clients_of("sns"), base),
+    }
+    for extra in ("pydantic", "pydantic,pydantic_settings"):
+        configs[f"floor s3 + {extra}"] = (FLOOR_PLUS, [extra, *clients_of("s3")], base)
+    for trigger in ("s3", "sns", "sqs", "api"):
+        configs[trigger] = (OURS, [trigger, *clients_of(trigger)],
+                            {**base, **trigger_env(trigger)})
+    configs["s3 tracing=xray"] = (OURS, ["s3", *clients_of("s3")],
+                                  {**base, **trigger_env("s3", tracing=True)})
+    with tempfile.TemporaryDirectory(prefix="amlproxy-coldstart-") as tmp:
+        plain, compiled = Path(tmp) / "plain", Path(tmp) / "compiled"
+        copy_package(plain)
+        shutil.copytree(plain, compiled)
+        compileall.compile_dir(str(compiled), quiet=1, workers=0)
+        for name, path in (("s3 package, no .pyc", plain), ("s3 package, .pyc", compiled)):
+            env = {**base, **trigger_env("s3"), "PYTHONPATH": str(path)}
+            configs[name] = (OURS, ["s3", *clients_of("s3")], env)
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in configs}
+        for code, argv_, env in configs.values():  # warm the OS file cache
+            run_once(code, argv_, env)
+        for _ in range(args.repeat):
+            for name, (code, argv_, env) in configs.items():
+                runs[name].append(run_once(code, argv_, env))
+    profile = import_profile({**base, **trigger_env("s3")})
+
+    medians = {name: median([r["s"] for r in rs]) for name, rs in runs.items()}
+    floors = {"s3": medians["floor s3"], "sns": medians["floor dynamodb"],
+              "sqs": medians["floor dynamodb"], "api": medians["floor dynamodb"]}
+    print(f"{'configuration':<24} {'median ms':>9} {'ratio':>6}  runs (ms)")
+    ratios: dict[str, float] = {}
+    for name, value in medians.items():
+        floor = floors.get(name.split()[0], medians["floor s3"])  # floor s3 for the rest
+        ratios[name] = value / floor
+        print(f"{name:<24} {value * 1e3:9.0f} {ratios[name]:6.2f}  "
+              + " ".join(f"{r['s'] * 1e3:.0f}" for r in runs[name]))
+    print("slowest imports of the S3 handler (cumulative ms):")
+    for row in profile:
+        print(f"  {row['module']:<40} {row['cumulative_ms']:8.1f}")
+    worst = max(("s3", "sns", "sqs", "api"), key=lambda t: ratios[t])
+    figures = [
+        figure("cold start / boto3 floor (worst trigger, tracing off)", round(ratios[worst], 2),
+               "x", f"<= {TARGET}x", ratios[worst] <= TARGET,
+               f"worst: {worst}; " + ", ".join(
+                   f"{t} {ratios[t]:.2f}x ({medians[t] * 1e3:.0f} ms)"
+                   for t in ("s3", "sns", "sqs", "api"))
+               + f"; floor {medians['floor s3'] * 1e3:.0f} ms; floor + pydantic "
+               f"{ratios['floor s3 + pydantic']:.2f}x, + pydantic & pydantic-settings "
+               f"{ratios['floor s3 + pydantic,pydantic_settings']:.2f}x"),
+        figure("cold start, tracing=xray / boto3 floor (s3)",
+               round(ratios["s3 tracing=xray"], 2), "x", "reported", None,
+               f"{medians['s3 tracing=xray'] * 1e3:.0f} ms; X-Ray SDK imported: "
+               f"{runs['s3 tracing=xray'][0]['xray']}; tracing off imports it: "
+               f"{runs['s3'][0]['xray']}"),
+        figure("cold start without .pyc / with .pyc (s3, package copy)",
+               round(medians["s3 package, no .pyc"] / medians["s3 package, .pyc"], 2), "x",
+               "ship __pycache__", None,
+               f"{medians['s3 package, no .pyc'] * 1e3:.0f} ms vs "
+               f"{medians['s3 package, .pyc'] * 1e3:.0f} ms"),
+    ]
+    write_result("coldstart", {"repeat": args.repeat, "runs": runs, "median_s": medians,
+                               "ratio_to_floor": ratios, "import_profile": profile,
+                               "figures": figures})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
