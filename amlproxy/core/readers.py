@@ -212,7 +212,7 @@ def _json_problem(body: str, record: dict[str, Any]) -> str | None:
         if depth > MAX_JSON_DEPTH:
             return f"values nested deeper than {MAX_JSON_DEPTH} levels"
     if body.count(":") > len(record):  # more key-value pairs in the text than in the object?
-        duplicate = _duplicate_key(body)
+        duplicate = duplicate_json_key(body)
         if duplicate is not None:
             return f"duplicate key {duplicate!r} (ambiguous)"
     return None
@@ -233,7 +233,9 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-def _duplicate_key(body: str) -> str | None:
+def duplicate_json_key(body: str | bytes) -> str | None:
+    """A key that some object of the JSON ``body`` names twice, or None. (orjson keeps the
+    last value silently; a record with two ages is ambiguous, so it is refused.)"""
     found: list[str] = []
 
     def check(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

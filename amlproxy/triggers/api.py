@@ -34,14 +34,13 @@ in progress): see :mod:`amlproxy.triggers._idempotency`.
 from __future__ import annotations
 
 import io
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
-from amlproxy.core.readers import read_records
+from amlproxy.core.readers import duplicate_json_key, read_records
 from amlproxy.core.schema import Schema
 from amlproxy.errors import ConfigurationError, RecordValidationError
 from amlproxy.settings import LAMBDA_RESPONSE_LIMIT
@@ -197,26 +196,12 @@ def _json_records(body: bytes) -> Parsed | dict[str, Any]:
 
 
 def _duplicate_key(body: bytes, records: list[Any], *, wrapped: bool) -> str | None:
-    """A key some object of ``body`` names twice (orjson keeps the last silently), or None.
-    Cheap unless the body has more ':' than the parsed records have keys."""
+    """A key some object of ``body`` names twice, or None. Cheap unless the body has more
+    ':' than the parsed records have keys."""
     keys = wrapped + sum(len(r) for r in records if isinstance(r, dict))
     if body.count(b":") <= keys:
         return None
-    found: list[str] = []
-
-    def check(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        seen: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in seen and not found:
-                found.append(key)
-            seen[key] = value
-        return seen
-
-    try:
-        json.loads(body, object_pairs_hook=check)
-    except (ValueError, RecursionError):
-        return None  # orjson parsed it; only this second look failed
-    return found[0] if found else None
+    return duplicate_json_key(body)
 
 
 def _csv_records(runtime: Runtime, body: bytes, header: str | None) -> Parsed | dict[str, Any]:
