@@ -1,4 +1,8 @@
-"""Configuration: environment variables with the ``AMLPROXY_`` prefix (pydantic-settings).
+"""Configuration: environment variables with the ``AMLPROXY_`` prefix, validated by pydantic.
+
+The variables are read by :func:`load_settings` itself rather than by pydantic-settings:
+that package costs ~125 ms of import at every cold start (it pulls in asyncio and argparse
+for its command-line source), for what is here a dictionary look-up per field.
 
 Loaded and validated once, at cold start, by the composition root
 (:mod:`amlproxy.bootstrap`). Anything wrong raises one :class:`ConfigurationError` that
@@ -13,8 +17,15 @@ from dataclasses import dataclass
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from amlproxy.errors import ConfigurationError
 
@@ -26,12 +37,14 @@ LAMBDA_RESPONSE_LIMIT = 6_291_556  # bytes: a synchronous Lambda invocation's pa
 API_BYTES_PER_RECORD = 2_048  # generous bound of one API answer entry (reasons are capped)
 
 
-class Settings(BaseSettings):
-    """Every knob of amlproxy. The README's configuration table is generated from this."""
+class Settings(BaseModel):
+    """Every knob of amlproxy. The README's configuration table is generated from this.
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, populate_by_name=True
-    )
+    Build it with :func:`load_settings` (environment + overrides); ``Settings(...)`` alone
+    reads no environment.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
     schema_name: str = Field(
         "census-income",
@@ -64,7 +77,7 @@ class Settings(BaseSettings):
         None, gt=0, description="client-side requests/s cap per endpoint (AML allows 200)"
     )
 
-    labels: Annotated[tuple[str, ...] | None, NoDecode] = Field(
+    labels: tuple[str, ...] | None = Field(
         None, description="comma list of the class names in score order, negative first for "
         "a binary model (e.g. '<=50K,>50K'): Amazon ML's 0/1 labels and SageMaker's bare "
         "probabilities are named by them",
@@ -90,7 +103,7 @@ class Settings(BaseSettings):
         None, description="endpoint URL of the S3, DynamoDB, SNS, SQS and Secrets Manager "
         "clients (moto, LocalStack); the prediction clients use AMLPROXY_ENDPOINT_URL",
     )
-    sinks: Annotated[tuple[SinkName, ...] | None, NoDecode] = Field(
+    sinks: tuple[SinkName, ...] | None = Field(
         None, description="comma list of dynamodb, s3, callback (default: s3 for the S3 "
         "trigger and when AMLPROXY_OUTPUT_BUCKET is set, plus dynamodb when "
         "AMLPROXY_DYNAMODB_TABLE is set, plus callback when AMLPROXY_CALLBACK_URL is set)",
@@ -102,7 +115,7 @@ class Settings(BaseSettings):
     output_prefix: str = Field("output/", description="key prefix of results objects")
     rejects_prefix: str = Field("rejects/", description="key prefix of rejects objects")
     dynamodb_table: str | None = Field(None, description="DynamoDB table of the dynamodb sink")
-    dynamodb_statuses: Annotated[tuple[StatusName, ...], NoDecode] = Field(
+    dynamodb_statuses: tuple[StatusName, ...] = Field(
         ("ok", "rejected", "failed"),
         description="comma list of the outcomes the DynamoDB sink keeps (ok,rejected,failed)",
     )
@@ -250,7 +263,7 @@ def load_settings(**overrides: Any) -> Settings:
     CLI prints it as is): the values that do not parse, and the combinations that do not
     hold (checked with the defaults in place of the bad values).
     """
-    given = {k: v for k, v in overrides.items() if v is not None}
+    given = {**_from_environment(), **{k: v for k, v in overrides.items() if v is not None}}
     try:
         return Settings(**given)
     except ValidationError as exc:
@@ -264,6 +277,14 @@ def load_settings(**overrides: Any) -> Settings:
     raise ConfigurationError(
         f"invalid configuration ({len(problems)} problem(s)): " + "; ".join(problems)
     )
+
+
+def _from_environment() -> dict[str, str]:
+    """``{field: value}`` for every field whose variable is set (names case-insensitive)."""
+    environ = {name.upper(): value for name, value in os.environ.items()
+               if name[:len(ENV_PREFIX)].upper() == ENV_PREFIX}
+    return {field: environ[env_name(field).upper()] for field in Settings.model_fields
+            if env_name(field).upper() in environ}
 
 
 def _problems(exc: ValidationError) -> tuple[list[str], set[str]]:

@@ -84,7 +84,7 @@ print(repr({"s": elapsed, "modules": len(sys.modules)}))
 """.replace("ENDPOINT", repr(ENDPOINT))
 
 # module roots the Lambda package holds besides amlproxy (boto3 & co come with the runtime)
-PACKAGE_MODULES = ("pydantic", "pydantic_core", "pydantic_settings", "tenacity", "orjson",
+PACKAGE_MODULES = ("pydantic", "pydantic_core", "tenacity", "orjson",
                    "annotated_types", "typing_extensions", "typing_inspection", "dotenv",
                    "aws_xray_sdk", "wrapt")
 
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         "floor s3": (FLOOR, clients_of("s3"), base),
         "floor dynamodb": (FLOOR, clients_of("sns"), base),
     }
-    for extra in ("pydantic", "pydantic,pydantic_settings"):
+    for extra in ("pydantic",):
         configs[f"floor s3 + {extra}"] = (FLOOR_PLUS, [extra, *clients_of("s3")], base)
     for trigger in ("s3", "sns", "sqs", "api"):
         configs[trigger] = (OURS, [trigger, *clients_of(trigger)],
@@ -204,8 +204,7 @@ def main(argv: list[str] | None = None) -> int:
                    f"{t} {ratios[t]:.2f}x ({medians[t] * 1e3:.0f} ms)"
                    for t in ("s3", "sns", "sqs", "api"))
                + f"; floor {medians['floor s3'] * 1e3:.0f} ms; floor + pydantic "
-               f"{ratios['floor s3 + pydantic']:.2f}x, + pydantic & pydantic-settings "
-               f"{ratios['floor s3 + pydantic,pydantic_settings']:.2f}x"),
+               f"{ratios['floor s3 + pydantic']:.2f}x"),
         figure("cold start, tracing=xray / boto3 floor (s3)",
                round(ratios["s3 tracing=xray"], 2), "x", "reported", None,
                f"{medians['s3 tracing=xray'] * 1e3:.0f} ms; X-Ray SDK imported: "
