@@ -15,7 +15,9 @@ import os
 import platform
 import statistics
 import sys
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -137,3 +139,29 @@ def environ(**values: str | None) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def timed_loop(call: Callable[[int], Any], threads: int, seconds: float) -> dict[str, Any]:
+    """Run ``call(i)`` in a loop on ``threads`` threads for ``seconds``; calls/s, CPU/call."""
+    stop = threading.Event()
+    counts = [0] * threads
+
+    def worker(slot: int) -> None:
+        i = slot
+        while not stop.is_set():
+            call(i)
+            counts[slot] += 1
+            i += threads
+
+    pool = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    for thread in pool:
+        thread.start()
+    time.sleep(seconds)
+    stop.set()
+    for thread in pool:
+        thread.join()
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    calls = sum(counts)
+    return {"calls": calls, "seconds": wall, "calls_per_s": calls / wall,
+            "cpu_s_per_call": cpu / calls if calls else float("nan")}

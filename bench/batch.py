@@ -38,7 +38,16 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import MODEL, ROOT, census_bytes, environ, figure, setup_env, write_result
+from _common import (
+    MODEL,
+    ROOT,
+    census_bytes,
+    environ,
+    figure,
+    setup_env,
+    timed_loop,
+    write_result,
+)
 from _servers import emulator_process, moto_process, s3_client
 
 setup_env()
@@ -135,26 +144,12 @@ def threaded_bare(client: Any, records: list[Any], emulator_url: str, seconds: f
                   ) -> dict[str, Any]:
     """Bare boto3 on 32 threads, no added latency: what the GIL hand-offs of 32 threads
     cost boto3 itself (calls/s and CPU per call)."""
-    stop = threading.Event()
-    counts = [0] * CONCURRENCY
 
-    def worker(slot: int) -> None:
-        while not stop.is_set():
-            client.predict(MLModelId=MODEL, Record=records[slot % len(records)],
-                           PredictEndpoint=emulator_url)
-            counts[slot] += 1
+    def call(i: int) -> None:
+        client.predict(MLModelId=MODEL, Record=records[i % len(records)],
+                       PredictEndpoint=emulator_url)
 
-    pool = [threading.Thread(target=worker, args=(n,)) for n in range(CONCURRENCY)]
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    for thread in pool:
-        thread.start()
-    time.sleep(seconds)
-    stop.set()
-    for thread in pool:
-        thread.join()
-    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    calls = sum(counts)
-    return {"calls": calls, "calls_per_s": calls / wall, "cpu_s_per_call": cpu / calls}
+    return timed_loop(call, CONCURRENCY, seconds)
 
 
 def run_handler(event: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:

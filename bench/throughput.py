@@ -28,8 +28,6 @@ import os
 import platform
 import statistics
 import sys
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,6 +38,8 @@ for _key, _value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "t
                      "AWS_DEFAULT_REGION": "us-east-1"}.items():
     os.environ.setdefault(_key, _value)
 os.environ.pop("AWS_PROFILE", None)
+
+from _common import timed_loop  # noqa: E402  (bench/ is sys.path[0])
 
 from amlproxy.backends._aws import make_client  # noqa: E402
 from amlproxy.backends.aml import AmlBackend, aml_record  # noqa: E402
@@ -65,32 +65,6 @@ def census_records() -> list[dict[str, Any]]:
             with contextlib.suppress(RecordValidationError):
                 records.append(schema.validate(dict(zip(schema.column_names, row, strict=True))))
     return records
-
-
-def timed_loop(call: Callable[[int], Any], threads: int, seconds: float) -> dict[str, Any]:
-    """Run ``call(i)`` in a loop on ``threads`` threads for ``seconds``; calls/s, CPU/call."""
-    stop = threading.Event()
-    counts = [0] * threads
-
-    def worker(slot: int) -> None:
-        i = slot
-        while not stop.is_set():
-            call(i)
-            counts[slot] += 1
-            i += threads
-
-    pool = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    for thread in pool:
-        thread.start()
-    time.sleep(seconds)
-    stop.set()
-    for thread in pool:
-        thread.join()
-    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    calls = sum(counts)
-    return {"calls": calls, "seconds": wall, "calls_per_s": calls / wall,
-            "cpu_s_per_call": cpu / calls if calls else float("nan")}
 
 
 def measure_pair(
