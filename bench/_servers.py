@@ -15,6 +15,8 @@ from typing import Any
 
 from _common import clean_env
 
+from amlproxy.emulator.process import terminate
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -31,13 +33,7 @@ class MotoProcess:
     url: str
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process, 10)
 
 
 @contextmanager

@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,13 +39,7 @@ class EmulatorProcess:
 
     def stop(self, timeout: float = 10.0) -> int:
         """SIGTERM, wait (SIGKILL after ``timeout``); returns the exit status."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout)
+        terminate(self.process, timeout)
         if self.process.stdout is not None:
             self.process.stdout.close()
         return self.process.returncode
@@ -97,3 +92,18 @@ def start_process(
         process.kill()
         process.wait()
     raise RuntimeError(f"the emulator process did not report its URL (exit status {status})")
+
+
+def terminate(process: subprocess.Popen[Any], timeout: float) -> bool:
+    """SIGTERM, wait up to ``timeout``, then SIGKILL and reap. True if it stopped on SIGTERM
+    (or had already exited), False if it had to be killed."""
+    if process.poll() is not None:
+        return True
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return False

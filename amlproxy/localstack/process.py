@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 import queue
 import re
-import signal
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from amlproxy.emulator.process import terminate
 
 _SOURCE_ROOT = Path(__file__).resolve().parents[2]
 _ENDPOINT = re.compile(r"^  (api|aws|emulator)\s+(http://\S+)$")
@@ -33,15 +34,10 @@ class LocalStackProcess:
     banner: list[str] = field(default_factory=list)
 
     def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM, then wait (kill after ``timeout``); the exit status."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-                raise
+        """SIGTERM, then wait (kill after ``timeout``, and raise TimeoutExpired); the exit
+        status."""
+        if not terminate(self.process, timeout):
+            raise subprocess.TimeoutExpired(self.process.args, timeout)
         return self.process.returncode
 
 
