@@ -114,6 +114,10 @@ class Settings(BaseModel):
     )
     output_prefix: str = Field("output/", description="key prefix of results objects")
     rejects_prefix: str = Field("rejects/", description="key prefix of rejects objects")
+    checkpoint_prefix: str = Field(
+        "checkpoints/", description="key prefix (output bucket) of the checkpoints that let "
+        "a retry resume an object a deadline cut; empty: a retry starts the object again",
+    )
     dynamodb_table: str | None = Field(None, description="DynamoDB table of the dynamodb sink")
     dynamodb_statuses: tuple[StatusName, ...] = Field(
         ("ok", "rejected", "failed"),
@@ -175,7 +179,7 @@ class Settings(BaseModel):
             return tuple(v.strip() for v in value.split(",") if v.strip()) or None
         return value
 
-    @field_validator("input_prefix", "output_prefix", "rejects_prefix")
+    @field_validator("input_prefix", "output_prefix", "rejects_prefix", "checkpoint_prefix")
     @classmethod
     def _prefix(cls, value: str) -> str:
         value = value.lstrip("/")
@@ -221,11 +225,12 @@ class Settings(BaseModel):
             problems.append("AMLPROXY_OUTPUT_PREFIX and AMLPROXY_REJECTS_PREFIX must differ")
         if self.input_prefix and any(
             p and (p.startswith(self.input_prefix) or self.input_prefix.startswith(p))
-            for p in (self.output_prefix, self.rejects_prefix)
+            for p in (self.output_prefix, self.rejects_prefix, self.checkpoint_prefix)
         ):
             problems.append(
-                "AMLPROXY_INPUT_PREFIX must not overlap AMLPROXY_OUTPUT_PREFIX or "
-                "AMLPROXY_REJECTS_PREFIX (outputs would trigger the function again)"
+                "AMLPROXY_INPUT_PREFIX must not overlap AMLPROXY_OUTPUT_PREFIX, "
+                "AMLPROXY_REJECTS_PREFIX or AMLPROXY_CHECKPOINT_PREFIX (outputs would "
+                "trigger the function again)"
             )
         if self.api_max_records * API_BYTES_PER_RECORD > LAMBDA_RESPONSE_LIMIT:
             most = LAMBDA_RESPONSE_LIMIT // API_BYTES_PER_RECORD

@@ -97,6 +97,8 @@ class Pipeline:
         sinks: Sequence[Sink] | None = None,
         progress: Callable[[Report], None] | None = None,
         progress_every: int = 5000,
+        report: Report | None = None,
+        suspend: Callable[[Sequence[Sink], Report], None] | None = None,
     ) -> Report:
         """Score ``rows`` from ``source`` and write the outcomes to the sinks.
 
@@ -106,8 +108,15 @@ class Pipeline:
         deadline interrupted the run (``report.interrupted``): a cut run leaves no half
         object, keyed sinks keep the whole chunks written (the last, partial one is
         dropped, so a retry re-sends the same chunks), and a retry of the input is safe.
+
+        An interrupted run's report counts only the rows whose outcomes reached the sinks
+        (whole chunks; ``last_line`` is the last of them). ``suspend``, when given, is called
+        with the sinks and that report instead of aborting them: the caller keeps what the
+        sinks hold for a later run, which passes the saved counts as ``report`` and the rows
+        after ``report.last_line``; its chunks then line up with the first run's.
         """
-        report = Report(source=source)
+        report = report if report is not None else Report(source=source)
+        report.interrupted = False  # (a resumed report: this run decides)
         targets = self.sinks if sinks is None else list(sinks)
         started = time.perf_counter()
         buffer: list[Outcome] = []
@@ -126,12 +135,16 @@ class Pipeline:
                     next_progress += progress_every
             if buffer and not report.interrupted:  # a cut run writes whole chunks only, so
                 self._write(targets, buffer, report)  # its retry re-sends the same messages
+            elif buffer and targets:
+                report.uncount(buffer)  # for the retry: no outcome reached a sink
         except BaseException:
             for sink in targets:
                 _abort_quietly(sink)
             raise
         t0 = time.perf_counter()
-        if report.interrupted:
+        if report.interrupted and suspend is not None:
+            suspend(targets, report)
+        elif report.interrupted:
             # A cut run publishes no half output: per-run objects (S3, files) are discarded,
             # keyed sinks keep what they wrote; the retry of the input writes it whole.
             for sink in targets:
@@ -160,6 +173,7 @@ class Pipeline:
         :meth:`Schema.validate` (a caller that must check a whole batch before scoring any).
         """
         report = report if report is not None else Report(source=source)
+        report.interrupted = False  # (a resumed report: this run decides)
         window: deque[_Unit] = deque()
         max_window = self.concurrency * 2 if self._executor else 1
         for unit in self._units(rows, source, report, validated):

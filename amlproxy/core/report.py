@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,8 @@ class Report:
     ``total == ok + rejected + failed`` always holds (see :attr:`reconciles`).
     ``retries`` counts the extra calls made by the retry policy; ``exhausted`` the records
     whose retries ran out. ``interrupted`` is set when a deadline stopped the run before
-    the input was consumed; ``last_line`` is then the last line that has an outcome.
+    the input was consumed; ``last_line`` is then the last line that has an outcome (in
+    the sinks, when the run had sinks: see :meth:`Pipeline.run`).
     """
 
     source: str
@@ -59,12 +61,33 @@ class Report:
         if prediction is not None and prediction.attempts > 1:
             self.retries += prediction.attempts - 1
 
-    def _reasons(self, outcome: Outcome) -> None:
+    def uncount(self, outcomes: Sequence[Outcome]) -> None:
+        """Takes back the last ``outcomes`` counted (an interrupted run's unwritten tail):
+        ``last_line`` becomes the line before the first of them. ``retries`` and
+        ``exhausted`` stay: those calls were made (the retry scores these rows again)."""
+        for outcome in outcomes:
+            self.total -= 1
+            status = outcome.status
+            if status is Status.OK:
+                self.ok -= 1
+            elif status is Status.REJECTED:
+                self.rejected -= 1
+                self._reasons(outcome, -1)
+            else:
+                self.failed -= 1
+                self._reasons(outcome, -1)
+        if outcomes:
+            self.last_line = outcomes[0].line - 1
+
+    def _reasons(self, outcome: Outcome, step: int = 1) -> None:
         for error in outcome.errors:
             # Group by field and the kind of reason, not by the offending value.
             reason = _KIND_END.split(error.reason, 1)[0].strip()
             reason = _NUMBER.sub("N", reason)
-            self.reasons[f"{error.field}: {reason}" if error.field else reason] += 1
+            key = f"{error.field}: {reason}" if error.field else reason
+            self.reasons[key] += step
+            if self.reasons[key] <= 0:
+                del self.reasons[key]
 
     @property
     def records_per_s(self) -> float:

@@ -98,6 +98,7 @@ class StackConfig:
             "AMLPROXY_INPUT_PREFIX": self.param("InputPrefix"),
             "AMLPROXY_OUTPUT_PREFIX": self.param("OutputPrefix"),
             "AMLPROXY_REJECTS_PREFIX": self.param("RejectsPrefix"),
+            "AMLPROXY_CHECKPOINT_PREFIX": self.param("CheckpointPrefix"),
             "AMLPROXY_API_MAX_BODY_BYTES": self.param("ApiMaxBodyBytes"),
             "AMLPROXY_LOG_LEVEL": self.param("LogLevel"),
             "AMLPROXY_TRACING": "off",

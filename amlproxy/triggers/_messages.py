@@ -141,7 +141,7 @@ def _message_sinks(runtime: Runtime, stem: str) -> tuple[list[Sink], dict[str, s
     bucket = runtime.settings.output_bucket
     assert bucket is not None  # checked at the trigger's first invocation
     sinks, uris = s3_output_sinks(runtime, bucket, stem, None)
-    return [*sinks, *shared], uris
+    return [*runtime.instrument(list(sinks)), *shared], uris
 
 
 def needs_retry(summary: Mapping[str, Any]) -> bool:

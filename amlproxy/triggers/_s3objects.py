@@ -17,14 +17,21 @@ prefix; both are logged and counted, not errors.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import dropwhile
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from amlproxy.core.ports import Sink
 from amlproxy.core.readers import detect_format, read_records
-from amlproxy.errors import InputError
+from amlproxy.core.report import Report
+from amlproxy.errors import InputError, SinkError
+from amlproxy.triggers._checkpoints import Checkpoint, CheckpointStore, counts_of
 from amlproxy.triggers._runtime import Runtime
+
+if TYPE_CHECKING:
+    from amlproxy.sinks.s3 import S3Sink
 
 log = logging.getLogger("amlproxy.triggers")
 
@@ -53,7 +60,8 @@ def skip_reason(runtime: Runtime, ref: ObjectRef, *, require_input_prefix: bool)
     settings = runtime.settings
     output_bucket = settings.output_bucket or ref.bucket
     if output_bucket == ref.bucket:
-        for prefix in (settings.output_prefix, settings.rejects_prefix):
+        for prefix in (settings.output_prefix, settings.rejects_prefix,
+                       settings.checkpoint_prefix):
             if prefix and ref.key.startswith(prefix):
                 return f"loop guard: the key is under the output prefix {prefix!r}"
     if require_input_prefix and not ref.key.startswith(settings.input_prefix):
@@ -98,17 +106,26 @@ def score_object(runtime: Runtime, ref: ObjectRef, *, require_input_prefix: bool
     except BotoCoreError as exc:
         return _error(runtime, summary, f"cannot read the object: {exc}")
     etag = str(answer.get("ETag") or ref.etag or "").strip('"') or None
-    sinks, outputs = _sinks(runtime, ref, ref.version_id, etag)
+    output = _outputs(runtime, ref, ref.version_id or etag)
     body = answer["Body"]
     try:
+        resumed = output.resume()
         rows = read_records(body, runtime.schema, format=fmt)
-        report = runtime.pipeline.run(rows, source=ref.source, sinks=sinks)
+        if resumed is not None:  # the rows before the checkpoint have their outcomes
+            rows = dropwhile(lambda row: row.line <= resumed.line, rows)
+        report = runtime.pipeline.run(
+            rows, source=ref.source, sinks=output.sinks,
+            report=resumed.report() if resumed is not None else None,
+            suspend=output.suspend if output.store is not None else None,
+        )
+        if not report.interrupted:
+            output.finish()
     except Exception as exc:
         log.exception("scoring %s failed", ref.source)
         return _error(runtime, summary, f"{type(exc).__name__}: {exc}")
     finally:
         body.close()
-    runtime.metrics.add_report(report)
+    runtime.metrics.add_report(resumed.since(report) if resumed is not None else report)
     summary.update(
         status="interrupted" if report.interrupted else "scored",
         total=report.total,
@@ -116,10 +133,15 @@ def score_object(runtime: Runtime, ref: ObjectRef, *, require_input_prefix: bool
         rejected=report.rejected,
         failed=report.failed,
         retries=report.retries,
-        **outputs,
+        **output.uris,
     )
+    if resumed is not None:
+        summary.update(resumed_after_line=resumed.line, runs=resumed.runs + 1,
+                       scored_this_run=resumed.since(report).total)
     if report.interrupted:
         summary["last_line"] = report.last_line
+        if output.saved is not None:
+            summary["checkpoint"] = f"s3://{output.store.bucket}/{output.store.key}"  # type: ignore[union-attr]
     log.info("scored %s", ref.source, extra={"summary": summary})
     return summary
 
@@ -137,30 +159,108 @@ def output_keys(runtime: Runtime, stem: str, version: str | None) -> tuple[str, 
 
 
 def s3_output_sinks(runtime: Runtime, bucket: str, stem: str, version: str | None
-                    ) -> tuple[list[Sink], dict[str, str]]:
-    """The results and rejects S3 sinks of one input (instrumented) and their URIs."""
+                    ) -> tuple[list[S3Sink], dict[str, str]]:
+    """The results and rejects S3 sinks of one input (bare: the caller instruments them)
+    and their URIs."""
     from amlproxy.sinks.s3 import S3Sink
 
     results_key, rejects_key = output_keys(runtime, stem, version)
     client = runtime.clients.client("s3")
-    sinks: list[Sink] = [
+    sinks = [
         S3Sink(bucket, results_key, kind="results", client=client),
         S3Sink(bucket, rejects_key, kind="rejects", client=client),
     ]
     uris = {"results": f"s3://{bucket}/{results_key}", "rejects": f"s3://{bucket}/{rejects_key}"}
-    return runtime.instrument(sinks), uris
+    return sinks, uris
 
 
-def _sinks(runtime: Runtime, ref: ObjectRef, version_id: str | None, etag: str | None
-           ) -> tuple[list[Sink], dict[str, str]]:
+@dataclass
+class _Outputs:
+    """The sinks of one object, and its checkpoint store (None: resume is off)."""
+
+    sinks: list[Sink]
+    uris: dict[str, str]
+    s3_sinks: list[S3Sink] = field(default_factory=list)  # the per-object S3 outputs, bare
+    store: CheckpointStore | None = None
+    source: str = ""
+    resumed: Checkpoint | None = None
+    saved: Checkpoint | None = None
+
+    def resume(self) -> Checkpoint | None:
+        """Loads the object's checkpoint and resumes the S3 sinks from it; None when there
+        is none or it cannot be used (then it is discarded: the object starts again)."""
+        if self.store is None:
+            return None
+        checkpoint = self.store.load(self.source)
+        if checkpoint is None:
+            return None
+        try:
+            if set(checkpoint.sinks) != {sink.kind for sink in self.s3_sinks}:
+                raise SinkError("the checkpoint was made with other S3 outputs")
+            for sink in self.s3_sinks:
+                sink.resume(checkpoint.sinks[sink.kind])
+        except SinkError as exc:
+            log.warning("cannot resume %s from its checkpoint, starting again: %s",
+                        self.source, exc)
+            for sink in self.s3_sinks:
+                _abort_quietly(sink)
+            self.store.discard(checkpoint)
+            return None
+        self.resumed = checkpoint
+        return checkpoint
+
+    def suspend(self, sinks: Sequence[Sink], report: Report) -> None:
+        """The pipeline's hook when the deadline cut the run: keep the S3 outputs' uploads
+        and save a checkpoint at ``report.last_line`` (see :mod:`._checkpoints`)."""
+        assert self.store is not None
+        store, previous = self.store, self.resumed
+        try:
+            states: dict[str, dict[str, Any]] = {
+                sink.kind: sink.suspend(store.tail_key(sink.kind, report.last_line))
+                for sink in self.s3_sinks
+            }
+            checkpoint = Checkpoint(self.source, report.last_line, counts_of(report), states,
+                                    runs=previous.runs + 1 if previous is not None else 1,
+                                    reasons=dict(report.reasons))
+            store.save(checkpoint, previous)
+            self.saved = checkpoint
+        except SinkError:
+            log.exception("cannot save the checkpoint of %s: its retry starts again",
+                          self.source)
+        for sink in sinks:  # the suspended S3 sinks hold nothing now; keyed sinks keep theirs
+            _abort_quietly(sink)
+
+    def finish(self) -> None:
+        """The object completed: its checkpoint and tails are no longer needed."""
+        if self.store is not None and self.resumed is not None:
+            self.store.discard(self.resumed)
+
+
+def _outputs(runtime: Runtime, ref: ObjectRef, version: str | None) -> _Outputs:
     shared = runtime.shared_sinks
-    if not runtime.uses_s3_output(s3_trigger=True):
-        return shared, {}
-    prefix = runtime.settings.input_prefix
+    settings = runtime.settings
+    prefix = settings.input_prefix
     stem = ref.key[len(prefix):] if prefix and ref.key.startswith(prefix) else ref.key
-    bucket = runtime.settings.output_bucket or ref.bucket
-    sinks, uris = s3_output_sinks(runtime, bucket, stem, version_id or etag)
-    return [*sinks, *shared], uris
+    bucket = settings.output_bucket or ref.bucket
+    outputs = _Outputs(list(shared), {}, source=ref.source)
+    if runtime.uses_s3_output(s3_trigger=True):
+        sinks, outputs.uris = s3_output_sinks(runtime, bucket, stem, version)
+        outputs.s3_sinks = sinks
+        outputs.sinks = [*runtime.instrument(list(sinks)), *shared]
+    if settings.checkpoint_prefix:
+        from amlproxy.sinks.s3 import output_key
+
+        where = output_key(stem, version_id=version, prefix=settings.checkpoint_prefix,
+                           suffix="")
+        outputs.store = CheckpointStore(runtime.clients.client("s3"), bucket, where)
+    return outputs
+
+
+def _abort_quietly(sink: Sink) -> None:
+    try:
+        sink.abort()
+    except Exception:  # what made us abort matters more
+        log.exception("aborting %s failed", sink.name)
 
 
 def _skipped(runtime: Runtime, summary: dict[str, Any], reason: str) -> dict[str, Any]:

@@ -236,3 +236,56 @@ def test_bad_configuration_is_refused() -> None:
         S3Sink(BUCKET, "k", format="parquet", client=object())  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError):
         S3Sink(BUCKET, "", client=object())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_suspend_and_resume_give_the_object_an_uninterrupted_run_gives(
+    s3_client: Any, bucket: str, fmt: str
+) -> None:
+    def sink(key: str) -> S3Sink:
+        return S3Sink(bucket, key, format=fmt, client=s3_client, part_size=MIN_PART_SIZE,
+                      include_record=True, labels=["<=50K", ">50K"])
+
+    chunks = list(outcomes(70_000))
+    reference = sink("ref")
+    for chunk in chunks:
+        reference.write(chunk)
+    reference.close()
+
+    first = sink("cut")
+    for chunk in chunks[:81]:  # 40,500 rows: at least one part sent, a tail in the buffer
+        first.write(chunk)
+    state = first.suspend("checkpoints/cut/results.40500.tail")
+    assert state["upload_id"] and state["parts"] and state["tail"] and state["count"] == 40_500
+    assert "cut" not in keys_in(s3_client)  # invisible while suspended
+
+    second = sink("cut")  # another invocation
+    second.resume(orjson.loads(orjson.dumps(state)))  # through JSON, as the checkpoint
+    for chunk in chunks[81:100]:
+        second.write(chunk)
+    state = second.suspend("checkpoints/cut/results.50000.tail")
+    third = sink("cut")
+    third.resume(state)
+    for chunk in chunks[100:]:
+        third.write(chunk)
+    third.close()
+
+    def body(key: str) -> bytes:
+        return bytes(s3_client.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+
+    assert body("cut") == body("ref") and third.count == reference.count == 70_000
+    assert uploads_in_progress(s3_client) == []
+
+
+def test_resume_refuses_a_state_it_cannot_use(s3_client: Any, bucket: str) -> None:
+    first = S3Sink(bucket, "cut.jsonl", client=s3_client, part_size=MIN_PART_SIZE,
+                   include_record=True)
+    for chunk in list(outcomes(40_000)):
+        first.write(chunk)
+    state = first.suspend("checkpoints/cut/results.tail")
+    assert state["upload_id"]
+    with pytest.raises(SinkError, match="another key"):
+        S3Sink(bucket, "other.jsonl", client=s3_client).resume(state)
+    s3_client.abort_multipart_upload(Bucket=BUCKET, Key="cut.jsonl", UploadId=state["upload_id"])
+    with pytest.raises(SinkError):  # the upload is gone (a lifecycle rule aborted it)
+        S3Sink(bucket, "cut.jsonl", client=s3_client).resume(state)

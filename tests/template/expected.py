@@ -43,12 +43,24 @@ def _s3_read(input_bucket: str, input_prefix: str) -> set[Grant]:
                "s3:GetObject", "s3:GetObjectVersion")
 
 
+def _checkpoints(output_bucket: str) -> set[Grant]:
+    return (_on(f"arn:aws:s3:::{output_bucket}/checkpoints/*",
+                "s3:GetObject", "s3:PutObject", "s3:DeleteObject")
+            | _on(f"arn:aws:s3:::{output_bucket} when s3:prefix like checkpoints/*",
+                  "s3:ListBucket"))
+
+
+def _pointers(input_bucket: str, input_prefix: str, output_bucket: str) -> set[Grant]:
+    return _s3_read(input_bucket, input_prefix) | _checkpoints(output_bucket)
+
+
 def _s3(input_bucket: str, input_prefix: str, output_bucket: str) -> set[Grant]:
+    writes = ("s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts")
     return (
         _s3_read(input_bucket, input_prefix)
-        | _on(f"arn:aws:s3:::{output_bucket}/output/*", "s3:PutObject", "s3:AbortMultipartUpload")
-        | _on(f"arn:aws:s3:::{output_bucket}/rejects/*", "s3:PutObject",
-              "s3:AbortMultipartUpload")
+        | _on(f"arn:aws:s3:::{output_bucket}/output/*", *writes)
+        | _on(f"arn:aws:s3:::{output_bucket}/rejects/*", *writes)
+        | _checkpoints(output_bucket)
     )
 
 
@@ -72,7 +84,8 @@ EXPECTED_GRANTS: dict[str, dict[str, set[Grant]]] = {
                                idempotency=IDEMPOTENCY),
     "aml-discovery": _per_function(
         AML_PREDICT | AML_DISCOVERY, _s3("amlproxy-in", "incoming/census/", "amlproxy-out"),
-        secret=CALLBACK_SECRET, pointers=_s3_read("amlproxy-in", "incoming/census/"),
+        secret=CALLBACK_SECRET,
+        pointers=_pointers("amlproxy-in", "incoming/census/", "amlproxy-out"),
         idempotency=IDEMPOTENCY),
     "aml-endpoint": _per_function(AML_PREDICT | XRAY, _s3("amlproxy-in", "input/", "amlproxy-in")),
 }

@@ -45,18 +45,30 @@ def _as_list(value: str | list[str]) -> list[str]:
 
 
 def grants(documents: Iterable[Mapping[str, Any]]) -> set[Grant]:
-    """Every (action, resource) pair allowed. Refuses constructs this view cannot flatten
-    exactly (Deny, NotAction, NotResource, conditions): the template uses none of them."""
+    """Every (action, resource) pair allowed. A statement's condition, of the one form the
+    template uses (``StringLike`` on ``s3:prefix``), is written after the resource:
+    ``"arn:aws:s3:::bucket when s3:prefix like checkpoints/*"``. Refuses constructs this
+    view cannot flatten exactly (Deny, NotAction, NotResource, other conditions)."""
     allowed: set[Grant] = set()
     for document in documents:
         for statement in _as_list_of_statements(document["Statement"]):
-            unexpected = set(statement) - {"Sid", "Effect", "Action", "Resource"}
+            unexpected = set(statement) - {"Sid", "Effect", "Action", "Resource", "Condition"}
             if unexpected or statement["Effect"] != "Allow":
                 raise AssertionError(f"statement not flattenable: {statement}")
+            when = _condition(statement.get("Condition"))
             for action in _as_list(statement["Action"]):
                 for resource in _as_list(statement["Resource"]):
-                    allowed.add((action, resource))
+                    allowed.add((action, resource + when))
     return allowed
+
+
+def _condition(condition: Mapping[str, Any] | None) -> str:
+    if condition is None:
+        return ""
+    if list(condition) != ["StringLike"] or list(condition["StringLike"]) != ["s3:prefix"]:
+        raise AssertionError(f"condition not flattenable: {condition}")
+    values = _as_list(condition["StringLike"]["s3:prefix"])
+    return f" when s3:prefix like {' or '.join(sorted(values))}"
 
 
 def _as_list_of_statements(value: Any) -> list[Mapping[str, Any]]:

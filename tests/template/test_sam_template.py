@@ -96,6 +96,7 @@ def test_no_wildcard_action_and_no_wildcard_resource_outside_the_xray_allow_list
             assert "?" not in resource, resource
             # A trailing '*' is allowed only as 'every key under this S3 prefix' or
             # 'every stream of this log group'; no other wildcard anywhere in an ARN.
+            resource = resource.split(" when ")[0]  # the condition may hold a prefix with '*'
             body = resource.removesuffix("*")
             assert "*" not in body, f"{scenario}/{function}: {action} on {resource}"
             if body != resource:
@@ -120,16 +121,19 @@ def test_s3_access_is_prefix_scoped_and_follows_each_trigger(
                 function != "S3Function" and params["MessageS3Pointers"] == "disabled"):
             assert s3 == set(), f"{function} needs no S3 access: {s3}"
             continue
-        if function != "S3Function":  # SNS/SQS messages pointing at S3 objects: read only
-            assert s3 == read_input, f"{function}: {s3}"
+        checkpoints = {(a, f"arn:aws:s3:::{output_bucket}/{params['CheckpointPrefix']}*")
+                       for a in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")} | {
+            ("s3:ListBucket",
+             f"arn:aws:s3:::{output_bucket} when s3:prefix like {params['CheckpointPrefix']}*")}
+        if function != "S3Function":  # SNS/SQS messages pointing at S3 objects: read them
+            assert s3 == read_input | checkpoints, f"{function}: {s3}"  # (and resume them)
             continue
-        reads = {r for a, r in s3 if a in ("s3:GetObject", "s3:GetObjectVersion")}
-        writes = {r for a, r in s3 if a in ("s3:PutObject", "s3:AbortMultipartUpload")}
-        assert {a for a, _ in s3} == {"s3:GetObject", "s3:GetObjectVersion", "s3:PutObject",
-                                      "s3:AbortMultipartUpload"}
-        assert reads == {f"arn:aws:s3:::{params['InputBucketName']}/{params['InputPrefix']}*"}
-        assert writes == {f"arn:aws:s3:::{output_bucket}/{params['OutputPrefix']}*",
-                          f"arn:aws:s3:::{output_bucket}/{params['RejectsPrefix']}*"}
+        outputs = {f"arn:aws:s3:::{output_bucket}/{params['OutputPrefix']}*",
+                   f"arn:aws:s3:::{output_bucket}/{params['RejectsPrefix']}*"}
+        assert s3 - checkpoints == read_input | {
+            (a, r) for r in outputs
+            for a in ("s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts")}
+        writes = {r for a, r in s3 if a == "s3:PutObject"}
         read_prefix = f"arn:aws:s3:::{params['InputBucketName']}/{params['InputPrefix']}"
         assert not any(r.startswith(read_prefix) for r in writes), (
             "the S3 function must not write where it reads")
@@ -312,15 +316,17 @@ def test_functions_get_the_settings_their_handlers_read(
         env = _environment(resolver, function)
         if function != "S3Function":
             assert env["AMLPROXY_SINKS"] == ("dynamodb,callback" if callback else "dynamodb")
-            assert "AMLPROXY_OUTPUT_BUCKET" not in env  # results of messages: DynamoDB
+            # Results of messages: DynamoDB; the bucket holds the checkpoints of pointers.
+            assert env["AMLPROXY_OUTPUT_BUCKET"] == s3_env["AMLPROXY_OUTPUT_BUCKET"]
         assert env.get("AMLPROXY_CALLBACK_URL", "") == params["CallbackUrl"]
         assert env.get("AMLPROXY_CALLBACK_SECRET_ARN", "") == params["CallbackSecretArn"]
         # Idempotency-Key is read by the API trigger only: their outputs are keyed.
         assert not {"AMLPROXY_IDEMPOTENCY_TABLE", "AMLPROXY_IDEMPOTENCY_TTL_S"} & set(env)
         # The loop guard of S3 pointers needs the same prefixes as the S3 trigger.
         assert (env["AMLPROXY_INPUT_PREFIX"], env["AMLPROXY_OUTPUT_PREFIX"],
-                env["AMLPROXY_REJECTS_PREFIX"]) == (
-            params["InputPrefix"], params["OutputPrefix"], params["RejectsPrefix"])
+                env["AMLPROXY_REJECTS_PREFIX"], env["AMLPROXY_CHECKPOINT_PREFIX"]) == (
+            params["InputPrefix"], params["OutputPrefix"], params["RejectsPrefix"],
+            params["CheckpointPrefix"])
     api_env = _environment(resolver, "ApiFunction")
     assert api_env["AMLPROXY_SINKS"] == "dynamodb"
     assert not {"AMLPROXY_CALLBACK_URL", "AMLPROXY_CALLBACK_SECRET_ARN"} & set(api_env)
@@ -357,23 +363,26 @@ def test_incomplete_multipart_uploads_of_the_s3_sink_are_aborted_after_a_day(
         return None if lifecycle is None else list(lifecycle["Rules"])
 
     abort = {"DaysAfterInitiation": 1}
+    expire = {"Id": "ExpireCheckpoints", "Status": "Enabled",
+              "Prefix": params["CheckpointPrefix"], "ExpirationInDays": 2}
     if separate:
         assert resolver.resource_exists("OutputBucket")
         # A bucket of its own: every incomplete upload in it, whatever its prefix.
         assert rules("OutputBucket") == [{"Id": "AbortIncompleteMultipartUploads",
                                           "Status": "Enabled",
-                                          "AbortIncompleteMultipartUpload": abort}]
+                                          "AbortIncompleteMultipartUpload": abort}, expire]
         assert rules("InputBucket") is None  # clients' uploads of inputs are theirs
     else:
         assert not resolver.resource_exists("OutputBucket")
         found = rules("InputBucket")
-        assert found is not None
+        assert found is not None and expire in found  # checkpoints no retry resumed
+        found = [r for r in found if r != expire]
         assert {(r["Prefix"], r["Status"], str(r["AbortIncompleteMultipartUpload"]))
                 for r in found} == {(params["OutputPrefix"], "Enabled", str(abort)),
                                     (params["RejectsPrefix"], "Enabled", str(abort))}
         assert all(set(r) == {"Id", "Status", "Prefix", "AbortIncompleteMultipartUpload"}
                    for r in found), "a lifecycle rule that does more than abort uploads"
-        assert not any(params["InputPrefix"].startswith(r["Prefix"]) for r in found)
+        assert not any(params["InputPrefix"].startswith(r["Prefix"]) for r in [*found, expire])
 
 
 # ---------------------------------------------------------------------------- API

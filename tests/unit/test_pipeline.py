@@ -202,6 +202,51 @@ def test_the_deadline_stops_reading_and_the_report_says_where(schema):
     assert [o.line for o in sink.outcomes] == list(range(1, 31))
 
 
+class AfterCalls:
+    """A deadline that expires once the backend was called ``n`` times."""
+
+    def __init__(self, backend, n):
+        self.backend, self.n = backend, n
+
+    def expired(self):
+        return len(self.backend.calls) >= self.n
+
+
+def test_a_cut_run_counts_only_the_whole_chunks_its_sinks_got(schema):
+    backend = EchoBackend(max_batch_size=10, io_bound=False)
+    sink = ListSink()
+    pipeline = Pipeline(schema, backend, [sink], deadline=AfterCalls(backend, 3), sink_chunk=25)
+    report = pipeline.run(rows(100, bad_every=7), source="s")
+    # 30 rows scored, 25 written: the partial chunk is taken back from the counts.
+    assert report.interrupted and report.last_line == 25 and report.total == 25
+    assert [o.line for o in sink.outcomes] == list(range(1, 26)) and sink.aborted == 1
+    assert report.rejected == 3 and report.ok == 22 and report.reconciles  # lines 7, 14, 21
+    assert sum(report.reasons.values()) == 3
+
+
+def test_suspend_keeps_the_sinks_and_a_resumed_run_continues_the_counts(schema):
+    sink = ListSink()
+    kept: list[tuple[int, int]] = []
+
+    def suspend(sinks, report):
+        assert list(sinks) == [sink]
+        kept.append((report.last_line, report.total))
+
+    all_rows = rows(100, bad_every=7)
+    backend = EchoBackend(max_batch_size=10, io_bound=False)
+    pipeline = Pipeline(schema, backend, [sink], deadline=AfterCalls(backend, 4), sink_chunk=25)
+    first = pipeline.run(all_rows, source="s", suspend=suspend)
+    assert kept == [(25, 25)] and sink.aborted == 0 and sink.closed == 0  # kept, not aborted
+
+    again = Pipeline(schema, EchoBackend(max_batch_size=10, io_bound=False), [sink],
+                     sink_chunk=25)
+    done = again.run([r for r in all_rows if r.line > first.last_line], source="s",
+                     report=first)
+    assert not done.interrupted and done.total == 100 and done.reconciles
+    assert done.rejected == 100 // 7 and sum(done.reasons.values()) == 100 // 7
+    assert [o.line for o in sink.outcomes] == list(range(1, 101)) and sink.closed == 1
+
+
 def test_a_sink_failure_aborts_every_sink_and_propagates(schema):
     good, bad = ListSink(), ListSink(fail_after=10)
     pipeline = Pipeline(schema, EchoBackend(), [good, bad], sink_chunk=10)
