@@ -12,8 +12,13 @@ to the last client, as a ratio to the floor's median. Configurations:
   with its S3 client, the others with a DynamoDB sink (its client);
 - the S3 trigger with ``AMLPROXY_TRACING=xray`` inside a (simulated) Lambda environment;
 - the S3 trigger from a temporary copy of amlproxy and its dependencies (boto3 excluded,
-  as in the Lambda package) without ``.pyc`` files and with them (``compileall``): why the
-  package ships ``__pycache__``.
+  as in the Lambda package) without ``.pyc`` files, and slimmed and compiled as the Lambda
+  package is (``sam/slim_package.sh``): why the package ships ``.pyc``.
+
+The triggers run with the environment the template gives every function
+(``PYDANTIC_DISABLE_PLUGINS=__all__``); the floor plus ``pydantic`` and plus
+``pydantic.main`` (what ``BaseModel`` needs) show how much of the gap the validation
+library alone takes.
 
 Also records the slowest imports of the S3 handler (``python -X importtime``). Writes
 ``bench/results/coldstart.json``.
@@ -22,8 +27,8 @@ Also records the slowest imports of the S3 handler (``python -X importtime``). W
 from __future__ import annotations
 
 import argparse
-import compileall
 import importlib.util
+import os
 import shutil
 import subprocess
 import sys
@@ -53,10 +58,12 @@ importlib.import_module("amlproxy.triggers." + sys.argv[1])
 from amlproxy.triggers._runtime import get_runtime
 runtime = get_runtime()
 for service in sys.argv[2:]:
-    runtime.clients.client(service)
+    if service != "sagemaker-runtime":  # the backend made its own (no retries of botocore's)
+        runtime.clients.client(service)
 elapsed = time.perf_counter() - t0
+import amlproxy
 print(repr({"s": elapsed, "modules": len(sys.modules), "xray": "aws_xray_sdk" in sys.modules,
-            "tracer": runtime.tracer.name}))
+            "tracer": runtime.tracer.name, "from": amlproxy.__file__}))
 """
 
 FLOOR = """
@@ -83,6 +90,10 @@ elapsed = time.perf_counter() - t0
 print(repr({"s": elapsed, "modules": len(sys.modules)}))
 """.replace("ENDPOINT", repr(ENDPOINT))
 
+# what sam/template.yaml's Globals set besides amlproxy's settings: pydantic's plugin loader
+# scans every installed distribution's entry points (importlib.metadata) otherwise
+DEPLOYED_ENV = {"PYDANTIC_DISABLE_PLUGINS": "__all__"}
+
 # module roots the Lambda package holds besides amlproxy (boto3 & co come with the runtime)
 PACKAGE_MODULES = ("pydantic", "pydantic_core", "tenacity", "orjson",
                    "annotated_types", "typing_extensions", "typing_inspection", "dotenv",
@@ -95,6 +106,7 @@ def trigger_env(trigger: str, *, tracing: bool = False) -> dict[str, str]:
         "AMLPROXY_ENDPOINT_URL": ENDPOINT, "AMLPROXY_AWS_ENDPOINT_URL": ENDPOINT,
         "AMLPROXY_REGION": "us-east-1", "AMLPROXY_LOG_LEVEL": "WARNING",
         "AWS_LAMBDA_FUNCTION_NAME": "amlproxy-bench",
+        **DEPLOYED_ENV,
     }
     if trigger == "s3":
         env["AMLPROXY_SINKS"] = "s3"
@@ -110,16 +122,19 @@ def clients_of(trigger: str) -> list[str]:
 
 
 def run_once(code: str, args: list[str], env: dict[str, str]) -> dict[str, Any]:
-    answer = subprocess.run([sys.executable, "-c", code, *args], env=env, check=True,
+    answer = subprocess.run([sys.executable, "-P", "-c", code, *args], env=env, check=True,
                             capture_output=True, text=True, timeout=120)
     result: dict[str, Any] = eval(answer.stdout.strip().splitlines()[-1])
     return result
 
 
 def copy_package(target: Path) -> None:
-    """amlproxy and its non-boto3 dependencies, without any ``__pycache__``."""
+    """amlproxy (as its wheel lays it out) and its non-boto3 dependencies, without any
+    ``__pycache__``."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(ROOT / "amlproxy", target / "amlproxy", ignore=ignore)
+    # the wheel's force-include (pyproject.toml): the bundled record schemas
+    shutil.copytree(ROOT / "schemas", target / "amlproxy" / "_schemas", ignore=ignore)
     for name in PACKAGE_MODULES:
         spec = importlib.util.find_spec(name)
         if spec is None or spec.origin is None:
@@ -133,7 +148,7 @@ def copy_package(target: Path) -> None:
 
 def import_profile(env: dict[str, str], limit: int = 12) -> list[dict[str, Any]]:
     """The slowest imports (cumulative) of the S3 handler and its runtime."""
-    answer = subprocess.run([sys.executable, "-X", "importtime", "-c", OURS, "s3",
+    answer = subprocess.run([sys.executable, "-P", "-X", "importtime", "-c", OURS, "s3",
                              *clients_of("s3")], env=env, capture_output=True, text=True,
                             check=True, timeout=120)
     rows = []
@@ -160,28 +175,35 @@ def main(argv: list[str] | None = None) -> int:
         "floor s3": (FLOOR, clients_of("s3"), base),
         "floor dynamodb": (FLOOR, clients_of("sns"), base),
     }
-    for extra in ("pydantic",):
-        configs[f"floor s3 + {extra}"] = (FLOOR_PLUS, [extra, *clients_of("s3")], base)
-    for trigger in ("s3", "sns", "sqs", "api"):
-        configs[trigger] = (OURS, [trigger, *clients_of(trigger)],
-                            {**base, **trigger_env(trigger)})
-    configs["s3 tracing=xray"] = (OURS, ["s3", *clients_of("s3")],
-                                  {**base, **trigger_env("s3", tracing=True)})
+    for extra in ("pydantic", "pydantic.main"):  # the module, then what BaseModel needs
+        configs[f"floor s3 + {extra}"] = (FLOOR_PLUS, [extra, *clients_of("s3")],
+                                          {**base, **DEPLOYED_ENV})
     with tempfile.TemporaryDirectory(prefix="amlproxy-coldstart-") as tmp:
+        # The handlers run from a copy of the Lambda package (amlproxy and its non-boto3
+        # dependencies, slimmed and compiled by sam/slim_package.sh), as on Lambda: the
+        # repository's own tree may have no .pyc (PYTHONDONTWRITEBYTECODE), which would
+        # time compiling amlproxy rather than starting it.
         plain, compiled = Path(tmp) / "plain", Path(tmp) / "compiled"
         copy_package(plain)
         shutil.copytree(plain, compiled)
-        compileall.compile_dir(str(compiled), quiet=1, workers=0)
-        for name, path in (("s3 package, no .pyc", plain), ("s3 package, .pyc", compiled)):
-            env = {**base, **trigger_env("s3"), "PYTHONPATH": str(path)}
-            configs[name] = (OURS, ["s3", *clients_of("s3")], env)
+        subprocess.run([str(ROOT / "sam" / "slim_package.sh"), str(compiled)], check=True,
+                       env={**os.environ, "PYTHON": sys.executable})
+        packaged = {**base, "PYTHONPATH": str(compiled)}
+        for trigger in ("s3", "sns", "sqs", "api"):
+            configs[trigger] = (OURS, [trigger, *clients_of(trigger)],
+                                {**packaged, **trigger_env(trigger)})
+        configs["s3 tracing=xray"] = (OURS, ["s3", *clients_of("s3")],
+                                      {**packaged, **trigger_env("s3", tracing=True)})
+        configs["s3 package, no .pyc"] = (OURS, ["s3", *clients_of("s3")],
+                                          {**base, **trigger_env("s3"),
+                                           "PYTHONPATH": str(plain)})
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in configs}
         for code, argv_, env in configs.values():  # warm the OS file cache
             run_once(code, argv_, env)
         for _ in range(args.repeat):
             for name, (code, argv_, env) in configs.items():
                 runs[name].append(run_once(code, argv_, env))
-    profile = import_profile({**base, **trigger_env("s3")})
+        profile = import_profile({**packaged, **trigger_env("s3")})
 
     medians = {name: median([r["s"] for r in rs]) for name, rs in runs.items()}
     floors = {"s3": medians["floor s3"], "sns": medians["floor dynamodb"],
@@ -204,17 +226,18 @@ def main(argv: list[str] | None = None) -> int:
                    f"{t} {ratios[t]:.2f}x ({medians[t] * 1e3:.0f} ms)"
                    for t in ("s3", "sns", "sqs", "api"))
                + f"; floor {medians['floor s3'] * 1e3:.0f} ms; floor + pydantic "
-               f"{ratios['floor s3 + pydantic']:.2f}x"),
+               f"{ratios['floor s3 + pydantic']:.2f}x, + pydantic.main (BaseModel) "
+               f"{ratios['floor s3 + pydantic.main']:.2f}x"),
         figure("cold start, tracing=xray / boto3 floor (s3)",
                round(ratios["s3 tracing=xray"], 2), "x", "reported", None,
                f"{medians['s3 tracing=xray'] * 1e3:.0f} ms; X-Ray SDK imported: "
                f"{runs['s3 tracing=xray'][0]['xray']}; tracing off imports it: "
                f"{runs['s3'][0]['xray']}"),
-        figure("cold start without .pyc / with .pyc (s3, package copy)",
-               round(medians["s3 package, no .pyc"] / medians["s3 package, .pyc"], 2), "x",
-               "ship __pycache__", None,
+        figure("cold start without .pyc / slimmed package (s3, sam/slim_package.sh)",
+               round(medians["s3 package, no .pyc"] / medians["s3"], 2), "x",
+               "ship .pyc", None,
                f"{medians['s3 package, no .pyc'] * 1e3:.0f} ms vs "
-               f"{medians['s3 package, .pyc'] * 1e3:.0f} ms"),
+               f"{medians['s3'] * 1e3:.0f} ms"),
     ]
     write_result("coldstart", {"repeat": args.repeat, "runs": runs, "median_s": medians,
                                "ratio_to_floor": ratios, "import_profile": profile,

@@ -3,10 +3,8 @@
 # the amlproxy wheel and its dependencies as CPython 3.11 / arm64 (manylinux2014_aarch64)
 # wheels, unpacked flat, ready for `sam build` (which then only copies the folder).
 #
-# Every module is precompiled for CPython 3.11 (the function's runtime) into __pycache__ with
-# unchecked-hash .pyc files: Lambda's code directory is read-only, so without them every cold
-# start compiles the whole package again (about 3x slower), and mtime-checked .pyc could be
-# judged stale after the zip round trip.
+# Every module is precompiled for CPython 3.11 (the function's runtime), and what no handler
+# imports is left out: see sam/slim_package.sh.
 #
 # Usage: sam/stage_function.sh        (from anywhere; needs python3.11 with pip, and PyPI)
 # Env:   PYTHON                 a CPython 3.11 interpreter (default python3.11, else python3)
@@ -36,7 +34,7 @@ mkdir -p "$out"
     --target "$out" --platform manylinux2014_aarch64 --implementation cp \
     --python-version 3.11 --only-binary=:all: \
     "$wheels"/amlproxy-*.whl $extras
-# pip compiles nothing (--no-compile); compile everything once, for 3.11, hash-checked-free
-find "$out" -name '__pycache__' -type d -prune -exec rm -rf {} +
-"$python" -m compileall -q -j 0 --invalidation-mode unchecked-hash "$out" >/dev/null
+# pip compiles nothing (--no-compile): leave out what no handler imports, compile
+# everything once for 3.11 (third-party packages sourceless), see slim_package.sh
+PYTHON="$python" "$root"/sam/slim_package.sh "$out"
 echo "staged $(du -sh "$out" | cut -f1) in $out" >&2

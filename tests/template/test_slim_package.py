@@ -1,0 +1,57 @@
+"""sam/slim_package.sh: what the Lambda package leaves out, and that it still imports."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import annotated_types
+import typing_extensions
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_slimmed_package_imports_sourceless_dependencies_and_keeps_amlproxy_sources(
+    tmp_path: Path,
+) -> None:
+    package = tmp_path / "function"
+    shutil.copytree(ROOT / "amlproxy", package / "amlproxy",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "schemas", package / "amlproxy" / "_schemas")
+    shutil.copytree(Path(annotated_types.__file__).parent, package / "annotated_types",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(typing_extensions.__file__, package / "typing_extensions.py")
+    (package / "pydantic" / "v1").mkdir(parents=True)
+    (package / "pydantic" / "__init__.py").write_text("")
+    (package / "pydantic" / "v1" / "__init__.py").write_text("raise ImportError\n")
+    (package / "wrapt-stubs").mkdir()
+    (package / "wrapt-stubs" / "__init__.pyi").write_text("")
+    (package / "bin").mkdir()
+
+    subprocess.run([str(ROOT / "sam" / "slim_package.sh"), str(package)], check=True,
+                   env={**os.environ, "PYTHON": sys.executable}, timeout=300)
+
+    for gone in ("amlproxy/emulator", "amlproxy/localstack", "pydantic/v1", "wrapt-stubs",
+                 "bin"):
+        assert not (package / gone).exists(), gone
+    assert not list(package.glob("annotated_types/**/*.py"))  # sourceless
+    assert not (package / "typing_extensions.py").exists()
+    assert (package / "typing_extensions.pyc").exists()
+    assert (package / "amlproxy" / "core" / "schema.py").exists()  # sources kept
+    assert list((package / "amlproxy" / "core" / "__pycache__").glob("schema.cpython-*.pyc"))
+
+    shutil.rmtree(package / "pydantic")  # a stand-in: the real one comes from the venv
+    probe = ("import annotated_types, typing_extensions, amlproxy.core.schema as s;"
+             "s.load_schema('census-income');"
+             "print(annotated_types.__file__, typing_extensions.__file__, s.__file__)")
+    answer = subprocess.run([sys.executable, "-P", "-c", probe], check=True, text=True,
+                            capture_output=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(package),
+                                 "PYTHONDONTWRITEBYTECODE": "1"})
+    files = answer.stdout.split()
+    assert files[0].startswith(str(package)) and files[0].endswith(".pyc")
+    assert files[1] == str(package / "typing_extensions.pyc")
+    assert files[2] == str(package / "amlproxy" / "core" / "schema.py")
