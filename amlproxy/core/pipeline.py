@@ -116,7 +116,6 @@ class Pipeline:
         after ``report.last_line``; its chunks then line up with the first run's.
         """
         report = report if report is not None else Report(source=source)
-        report.interrupted = False  # (a resumed report: this run decides)
         targets = self.sinks if sinks is None else list(sinks)
         started = time.perf_counter()
         buffer: list[Outcome] = []
@@ -139,7 +138,7 @@ class Pipeline:
                 report.uncount(buffer)  # for the retry: no outcome reached a sink
         except BaseException:
             for sink in targets:
-                _abort_quietly(sink)
+                abort_quietly(sink)
             raise
         t0 = time.perf_counter()
         if report.interrupted and suspend is not None:
@@ -148,7 +147,7 @@ class Pipeline:
             # A cut run publishes no half output: per-run objects (S3, files) are discarded,
             # keyed sinks keep what they wrote; the retry of the input writes it whole.
             for sink in targets:
-                _abort_quietly(sink)
+                abort_quietly(sink)
         else:
             for sink in targets:
                 sink.close()
@@ -342,7 +341,8 @@ class Pipeline:
         report.sink_s += time.perf_counter() - t0
 
 
-def _abort_quietly(sink: Sink) -> None:
+def abort_quietly(sink: Sink) -> None:
+    """Aborts ``sink``, logging (not raising) a failure: what made us abort matters more."""
     try:
         sink.abort()
     except Exception:  # the original error matters more

@@ -46,17 +46,8 @@ class Report:
         return self.total == self.ok + self.rejected + self.failed
 
     def count(self, outcome: Outcome) -> None:
-        self.total += 1
+        self._tally(outcome, 1)
         self.last_line = outcome.line
-        status = outcome.status
-        if status is Status.OK:
-            self.ok += 1
-        elif status is Status.REJECTED:
-            self.rejected += 1
-            self._reasons(outcome)
-        else:
-            self.failed += 1
-            self._reasons(outcome)
         prediction = outcome.prediction
         if prediction is not None and prediction.attempts > 1:
             self.retries += prediction.attempts - 1
@@ -66,20 +57,21 @@ class Report:
         ``last_line`` becomes the line before the first of them. ``retries`` and
         ``exhausted`` stay: those calls were made (the retry scores these rows again)."""
         for outcome in outcomes:
-            self.total -= 1
-            status = outcome.status
-            if status is Status.OK:
-                self.ok -= 1
-            elif status is Status.REJECTED:
-                self.rejected -= 1
-                self._reasons(outcome, -1)
-            else:
-                self.failed -= 1
-                self._reasons(outcome, -1)
+            self._tally(outcome, -1)
         if outcomes:
             self.last_line = outcomes[0].line - 1
 
-    def _reasons(self, outcome: Outcome, step: int = 1) -> None:
+    def _tally(self, outcome: Outcome, step: int) -> None:
+        """Adds ``step`` (1 or -1) to the total, the outcome's status and its reasons."""
+        self.total += step
+        status = outcome.status
+        if status is Status.OK:
+            self.ok += step
+            return
+        if status is Status.REJECTED:
+            self.rejected += step
+        else:
+            self.failed += step
         for error in outcome.errors:
             # Group by field and the kind of reason, not by the offending value.
             reason = _KIND_END.split(error.reason, 1)[0].strip()

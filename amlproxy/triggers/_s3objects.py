@@ -23,6 +23,7 @@ from itertools import dropwhile
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from amlproxy.core.pipeline import abort_quietly
 from amlproxy.core.ports import Sink
 from amlproxy.core.readers import detect_format, read_records
 from amlproxy.core.report import Report
@@ -125,7 +126,8 @@ def score_object(runtime: Runtime, ref: ObjectRef, *, require_input_prefix: bool
         return _error(runtime, summary, f"{type(exc).__name__}: {exc}")
     finally:
         body.close()
-    runtime.metrics.add_report(resumed.since(report) if resumed is not None else report)
+    this_run = resumed.since(report) if resumed is not None else report
+    runtime.metrics.add_report(this_run)
     summary.update(
         status="interrupted" if report.interrupted else "scored",
         total=report.total,
@@ -137,7 +139,7 @@ def score_object(runtime: Runtime, ref: ObjectRef, *, require_input_prefix: bool
     )
     if resumed is not None:
         summary.update(resumed_after_line=resumed.line, runs=resumed.runs + 1,
-                       scored_this_run=resumed.since(report).total)
+                       scored_this_run=this_run.total)
     if report.interrupted:
         summary["last_line"] = report.last_line
         if output.saved is not None:
@@ -203,7 +205,7 @@ class _Outputs:
             log.warning("cannot resume %s from its checkpoint, starting again: %s",
                         self.source, exc)
             for sink in self.s3_sinks:
-                _abort_quietly(sink)
+                abort_quietly(sink)
             self.store.discard(checkpoint)
             return None
         self.resumed = checkpoint
@@ -228,7 +230,7 @@ class _Outputs:
             log.exception("cannot save the checkpoint of %s: its retry starts again",
                           self.source)
         for sink in sinks:  # the suspended S3 sinks hold nothing now; keyed sinks keep theirs
-            _abort_quietly(sink)
+            abort_quietly(sink)
 
     def finish(self) -> None:
         """The object completed: its checkpoint and tails are no longer needed."""
@@ -254,13 +256,6 @@ def _outputs(runtime: Runtime, ref: ObjectRef, version: str | None) -> _Outputs:
                            suffix="")
         outputs.store = CheckpointStore(runtime.clients.client("s3"), bucket, where)
     return outputs
-
-
-def _abort_quietly(sink: Sink) -> None:
-    try:
-        sink.abort()
-    except Exception:  # what made us abort matters more
-        log.exception("aborting %s failed", sink.name)
 
 
 def _skipped(runtime: Runtime, summary: dict[str, Any], reason: str) -> dict[str, Any]:
