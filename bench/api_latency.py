@@ -1,4 +1,4 @@
-"""API latency: the local API (``amlproxy.localstack.api_server`` running the API function,
+"""API latency: the local API (``amlproxy.local.api_server`` running the API function,
 SageMaker backend) under an open-loop load generator, next to the emulator alone.
 
     python bench/api_latency.py [--rates 100 400] [--seconds 12] [--rounds 3] [--latency-ms 20]
@@ -42,7 +42,7 @@ SERVE = """
 import sys, threading
 from concurrent.futures import ThreadPoolExecutor
 from amlproxy.core.schema import load_schema
-from amlproxy.localstack.api_server import ApiServerThread, LocalApi
+from amlproxy.local.api_server import ApiServerThread, LocalApi
 from amlproxy.triggers.api import handler
 from amlproxy.triggers._runtime import get_runtime
 get_runtime()  # the cold start is not what this measures

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         # parts that a cold start does not import: what a smaller package could leave out
         optional = {name: tree_size(out / name)[0] for name in (
             "pydantic/v1", "pydantic/deprecated", "pydantic/experimental", "aws_xray_sdk",
-            "wrapt", "amlproxy/emulator", "amlproxy/localstack") if (out / name).exists()}
+            "wrapt", "amlproxy/emulator", "amlproxy/local") if (out / name).exists()}
         entries: dict[str, Any] = {}
         for entry in sorted(out.iterdir()):
             size = tree_size(entry) if entry.is_dir() else (entry.stat().st_size, 0)

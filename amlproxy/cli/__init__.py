@@ -61,7 +61,7 @@ def _emulator(args: argparse.Namespace) -> int:
 
 
 def _local(args: argparse.Namespace) -> int:
-    from amlproxy.localstack.cli import main as local_main
+    from amlproxy.local.cli import main as local_main
 
     return local_main(list(args.args))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from amlproxy.localstack.process import LocalStackProcess, start_local_stack
+from amlproxy.local.process import LocalStackProcess, start_local_stack
 from tests.browser._webdriver import Browser, chromium_paths
 
 PATHS = chromium_paths()

@@ -20,10 +20,10 @@ import pytest
 from amlproxy.core.schema import load_schema
 from amlproxy.emulator.httpcore import Request, Response
 from amlproxy.errors import ConfigurationError
-from amlproxy.localstack.api_server import ApiServerThread, LocalApi, http_response
-from amlproxy.localstack.config import load_config
-from amlproxy.localstack.events import http_api_event, sns_record, sqs_record
-from amlproxy.localstack.template import (
+from amlproxy.local.api_server import ApiServerThread, LocalApi, http_response
+from amlproxy.local.config import load_config
+from amlproxy.local.events import http_api_event, sns_record, sqs_record
+from amlproxy.local.template import (
     RESULTS_TABLE_KEYS,
     TEMPLATE_DEFAULTS,
     read_template_defaults,

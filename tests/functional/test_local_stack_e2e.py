@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from amlproxy.emulator import EmulatorAdmin
-from amlproxy.localstack.process import LocalStackProcess, start_local_stack
+from amlproxy.local.process import LocalStackProcess, start_local_stack
 from tests.fixtures.aws import make_client
 
 REPO = Path(__file__).resolve().parents[2]

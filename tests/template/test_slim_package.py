@@ -34,7 +34,7 @@ def test_slimmed_package_imports_sourceless_dependencies_and_keeps_amlproxy_sour
     subprocess.run([str(ROOT / "sam" / "slim_package.sh"), str(package)], check=True,
                    env={**os.environ, "PYTHON": sys.executable}, timeout=300)
 
-    for gone in ("amlproxy/emulator", "amlproxy/localstack", "pydantic/v1", "wrapt-stubs",
+    for gone in ("amlproxy/emulator", "amlproxy/local", "pydantic/v1", "wrapt-stubs",
                  "bin"):
         assert not (package / gone).exists(), gone
     assert not list(package.glob("annotated_types/**/*.py"))  # sourceless

@@ -6,10 +6,10 @@ of :mod:`.pollers` in the real Lambda event shapes (:mod:`.events`), and a local
 (:mod:`.api_server`: HTTP -> API Gateway HTTP API events) with a playground page.
 
 - configuration: :mod:`.config` (TOML, SAM parameters) and :mod:`.template`
-- resources in moto: :mod:`.resources`; the whole stack: :class:`LocalStack` (:mod:`.stack`)
+- resources in moto: :mod:`.resources`; the whole stack: :class:`LocalDeployment` (:mod:`.stack`)
 - the command: :mod:`.cli`; walkthrough: docs/local.md
 """
 
-from amlproxy.localstack.config import StackConfig, load_config
+from amlproxy.local.config import StackConfig, load_config
 
 __all__ = ["StackConfig", "load_config"]

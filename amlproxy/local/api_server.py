@@ -22,11 +22,11 @@ import orjson
 
 from amlproxy.core.schema import Schema
 from amlproxy.emulator.httpcore import HttpConnection, Request, Response
-from amlproxy.localstack.events import LambdaContext, http_api_event
-from amlproxy.localstack.playground import playground_page
-from amlproxy.localstack.pollers import Handler
+from amlproxy.local.events import LambdaContext, http_api_event
+from amlproxy.local.playground import playground_page
+from amlproxy.local.pollers import Handler
 
-log = logging.getLogger("amlproxy.localstack")
+log = logging.getLogger("amlproxy.local")
 PLAYGROUND_PATHS = ("/", "/playground")
 
 

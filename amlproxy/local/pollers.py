@@ -28,9 +28,9 @@ from urllib.parse import quote_plus, unquote_plus
 
 import orjson
 
-from amlproxy.localstack.events import LambdaContext, sns_record, sqs_record
+from amlproxy.local.events import LambdaContext, sns_record, sqs_record
 
-log = logging.getLogger("amlproxy.localstack")
+log = logging.getLogger("amlproxy.local")
 
 Handler = Callable[[Mapping[str, Any], Any], Any]
 POLL_WAIT_S = 1  # long-poll wait: also how long a stop may take

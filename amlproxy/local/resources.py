@@ -13,8 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from amlproxy.localstack.config import LOCAL_NAMES, StackConfig
-from amlproxy.localstack.template import results_table_keys
+from amlproxy.local.config import LOCAL_NAMES, StackConfig
+from amlproxy.local.template import results_table_keys
 
 S3_EVENTS_QUEUE = "amlproxy-local-s3-events"
 SNS_DELIVERIES_QUEUE = "amlproxy-local-sns-deliveries"

@@ -1,7 +1,7 @@
 """The local stack: moto server, the endpoint emulator, the resources of the SAM template,
 the event sources and the local API, in one process, started and stopped together.
 
-    stack = LocalStack(load_config())
+    stack = LocalDeployment(load_config())
     endpoints = stack.start()        # {"api": "http://127.0.0.1:8080", "aws": ..., ...}
     ...
     stack.stop()
@@ -16,17 +16,17 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from amlproxy.errors import ConfigurationError
-from amlproxy.localstack.api_server import ApiServerThread, LocalApi
-from amlproxy.localstack.config import REGION, StackConfig
-from amlproxy.localstack.pollers import (
+from amlproxy.local.api_server import ApiServerThread, LocalApi
+from amlproxy.local.config import REGION, StackConfig
+from amlproxy.local.pollers import (
     QueuePoller,
     S3Notifications,
     SnsDeliveries,
     SqsEventSource,
 )
-from amlproxy.localstack.resources import StackResources, create_resources
+from amlproxy.local.resources import StackResources, create_resources
 
-log = logging.getLogger("amlproxy.localstack")
+log = logging.getLogger("amlproxy.local")
 
 DUMMY_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -45,7 +45,7 @@ EXAMPLE_RECORDS: dict[str, dict[str, Any]] = {
 }
 
 
-class LocalStack:
+class LocalDeployment:
     """Everything ``amlproxy local up`` runs. Not reentrant: one per process, since the
     functions read their settings from this process's environment."""
 

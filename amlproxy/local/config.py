@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from amlproxy.errors import ConfigurationError
-from amlproxy.localstack.template import template_defaults
+from amlproxy.local.template import template_defaults
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account

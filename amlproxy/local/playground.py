@@ -25,7 +25,7 @@ def playground_page(schema: Schema, example: Mapping[str, Any] | None = None) ->
         _field(name, properties.get(name, {}), name in required, (example or {}).get(name))
         for name in schema.feature_names
     )
-    template = resources.files("amlproxy.localstack").joinpath("playground.html")
+    template = resources.files("amlproxy.local").joinpath("playground.html")
     page = template.read_text(encoding="utf-8")
     page = page.replace("{{TITLE}}", html.escape(schema.name)).replace("{{FIELDS}}", fields)
     return page.encode("utf-8")

@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from amlproxy.emulator.httpcore import Request
-from amlproxy.localstack.config import ACCOUNT, REGION
+from amlproxy.local.config import ACCOUNT, REGION
 
 _TEXT_TYPES = ("application/json", "text/", "application/x-www-form-urlencoded")
 

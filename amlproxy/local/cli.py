@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from amlproxy.errors import ConfigurationError
-from amlproxy.localstack.config import DEFAULT_STATE_FILE, REGION, load_config
+from amlproxy.local.config import DEFAULT_STATE_FILE, REGION, load_config
 
 READY_LINE = "amlproxy local stack is up"
 
@@ -56,7 +56,7 @@ def main(argv: Sequence[str]) -> int:
 
 
 def up(args: argparse.Namespace) -> int:
-    from amlproxy.localstack.stack import LocalStack
+    from amlproxy.local.stack import LocalDeployment
 
     config = load_config(args.config, host=args.host, api_port=args.api_port,
                          moto_port=args.moto_port, emulator_port=args.emulator_port,
@@ -75,7 +75,7 @@ def up(args: argparse.Namespace) -> int:
         else:  # still starting: interrupt the start itself
             raise KeyboardInterrupt
 
-    stack = LocalStack(config)
+    stack = LocalDeployment(config)
     previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         try:
