@@ -36,7 +36,11 @@ _XRAY = AwsXRayPropagator()
 
 
 def instrument_client(client: Any, tracer: trace.Tracer) -> None:
-    """Register the hooks on ``client`` (once; a second call changes nothing)."""
+    """Register the hooks on ``client`` (once; a second call changes nothing), unless an
+    instrumentation already patched botocore in this process (:func:`botocore_instrumented`):
+    it then traces every call itself."""
+    if botocore_instrumented():
+        return
     meta = client.meta
     base = {"rpc.system": "aws-api", "cloud.region": meta.region_name or ""}
     endpoint = urlsplit(meta.endpoint_url or "")
@@ -92,3 +96,19 @@ def instrument_client(client: Any, tracer: trace.Tracer) -> None:
     events.register("after-call", after_call, unique_id="amlproxy-otel-after-call")
     events.register("after-call-error", after_call_error,
                     unique_id="amlproxy-otel-after-call-error")
+
+
+def botocore_instrumented() -> bool:
+    """Whether an instrumentation wrapped ``BaseClient._make_api_call`` with wrapt
+    (opentelemetry-instrumentation-botocore, as the ADOT layer's ``opentelemetry-instrument``
+    applies it; the X-Ray SDK's ``patch``): it then traces the calls and carries the
+    header. (botocore's own decorator leaves a plain function, with ``__wrapped__``.)"""
+    import sys
+
+    from botocore.client import BaseClient
+
+    if "wrapt" not in sys.modules:  # nothing wrapped anything with it
+        return False
+    attribute = BaseClient.__dict__.get("_make_api_call")
+    # wrapt's proxies, pure Python or C, wrapt 1 or 2, all derive from an ObjectProxy
+    return any(kind.__name__ == "ObjectProxy" for kind in type(attribute).__mro__)

@@ -257,3 +257,32 @@ def test_events_without_trace_headers_start_new_traces(
     assert len(memory_spans.named("message")) == 2
     assert load_event("sqs_receive_message")["Records"][0]["attributes"].get(
         "AWSTraceHeader") is None
+
+
+def test_no_hooks_when_the_botocore_instrumentation_is_active(
+    emu: Any, memory_spans: Spans, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    """Under the ADOT layer, opentelemetry-instrument has wrapped botocore's API call with
+    wrapt: amlproxy adds no second CLIENT span nor header."""
+    import wrapt
+    from botocore.client import BaseClient
+
+    def passthrough(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        return wrapped(*args, **kwargs)
+
+    tracer = OtelTracer()
+    body = (b"39,State-gov,77516,Bachelors,13,Never-married,Adm-clerical,Not-in-family,"
+            b"White,Male,2174,0,40,United-States")
+    with monkeypatch.context() as patched:
+        patched.setattr(BaseClient, "_make_api_call",
+                        wrapt.FunctionWrapper(BaseClient.__dict__["_make_api_call"], passthrough))
+        client = emu.sagemaker_client(read_timeout=30)  # its own client: hooks stay on it
+        tracer.instrument_client(client)
+        sent = capture_headers(client)
+        client.invoke_endpoint(EndpointName=emu.endpoint_name, ContentType="text/csv",
+                               Body=body)
+    assert memory_spans.all == [] and "X-Amzn-Trace-Id" not in sent[0]
+    tracer.instrument_client(client)  # not wrapped any more: hooked
+    client.invoke_endpoint(EndpointName=emu.endpoint_name, ContentType="text/csv", Body=body)
+    assert [s.name for s in memory_spans.all] == ["SageMaker Runtime.InvokeEndpoint"]
+    assert "X-Amzn-Trace-Id" in sent[1]
