@@ -4,11 +4,7 @@ the incoming context (traceparent, X-Ray headers, Lambda's _X_AMZN_TRACE_ID)."""
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -18,7 +14,6 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from amlproxy.core.outcome import Outcome, SourceRow, Status
 from amlproxy.core.pipeline import Pipeline
-from amlproxy.core.prediction import Prediction
 from amlproxy.core.schema import load_schema
 from amlproxy.errors import (
     BackendError,
@@ -39,6 +34,7 @@ from amlproxy.observability.metrics import EmfMetrics
 from amlproxy.observability.otel import OtelTracer
 from amlproxy.sinks.file import FileSink
 from tests.fixtures.emulator import census_record
+from tests.unit.test_pipeline import EchoBackend
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
@@ -64,36 +60,6 @@ def metrics() -> EmfMetrics:
     return EmfMetrics("ns", {"function": "f"}, write=lambda line: None)
 
 
-class WaitingBackend:
-    """An I/O-bound backend (a test implementation of the port) that waits a little, so
-    that the pipeline's workers overlap, and remembers the threads it ran on."""
-
-    name = "waiting"
-    model_id = "m-1"
-    max_batch_size = 2
-    io_bound = True
-
-    def __init__(self, error: BackendError | None = None) -> None:
-        self.error = error
-        self.threads: set[str] = set()
-        self._lock = threading.Lock()
-
-    def predict(self, record: Mapping[str, Any]) -> Prediction:
-        return self.predict_batch([record])[0]
-
-    def predict_batch(self, records: Sequence[Mapping[str, Any]]) -> list[Prediction]:
-        with self._lock:
-            self.threads.add(threading.current_thread().name)
-        time.sleep(0.02)
-        if self.error is not None:
-            raise self.error
-        return [Prediction("<=50K", {"<=50K": 0.9, ">50K": 0.1}, None, self.name,
-                           self.model_id, 1.0, attempts=2) for _ in records]
-
-    def close(self) -> None:
-        pass
-
-
 def rows(count: int) -> list[SourceRow]:
     return [SourceRow(line=i, fields=dict(RECORD), raw="") for i in range(1, count + 1)]
 
@@ -104,7 +70,7 @@ def rows(count: int) -> list[SourceRow]:
 def test_endpoint_spans_on_worker_threads_are_children_of_the_invocation(
     tracer: OtelTracer, exporter: InMemorySpanExporter
 ) -> None:
-    inner = WaitingBackend()
+    inner = EchoBackend(max_batch_size=2, jitter_s=0.02)
     backend = InstrumentedBackend(inner, tracer, metrics())
     pipeline = Pipeline(load_schema("census-income"), backend, concurrency=4)
     try:
@@ -116,15 +82,15 @@ def test_endpoint_spans_on_worker_threads_are_children_of_the_invocation(
     assert len(inner.threads) > 1 and all(t.startswith("amlproxy") for t in inner.threads)
     spans = exporter.get_finished_spans()
     (root,) = [s for s in spans if s.name == "amlproxy s3"]
-    calls = [s for s in spans if s.name == "waiting endpoint"]
+    calls = [s for s in spans if s.name == "echo endpoint"]
     assert len(calls) == 8  # 16 records, 2 per batch
     assert all(s.parent is not None and s.parent.span_id == root.context.span_id
                for s in calls)
     assert {s.context.trace_id for s in spans} == {root.context.trace_id}
     assert root.kind is SpanKind.CONSUMER and root.parent is None
     attributes = dict(calls[0].attributes or {})
-    assert attributes == {"backend": "waiting", "model_id": "m-1", "records": 2,
-                          "attempts": 2, "outcome": "ok"}
+    assert attributes == {"backend": "echo", "model_id": "echo-1", "records": 2,
+                          "attempts": 1, "outcome": "ok"}
 
 
 @pytest.mark.parametrize(("error", "outcome", "attempts"), [
@@ -138,9 +104,9 @@ def test_a_failed_endpoint_call_has_error_status_its_outcome_and_the_exception(
     tracer: OtelTracer, exporter: InMemorySpanExporter, error: BackendError, outcome: str,
     attempts: int,
 ) -> None:
-    backend = InstrumentedBackend(WaitingBackend(error), tracer, metrics())
+    backend = InstrumentedBackend(EchoBackend(fail_ages={39.0: error}), tracer, metrics())
     with pytest.raises(BackendError):
-        backend.predict_batch([RECORD])
+        backend.predict_batch([{"age": 39.0}])
     (span,) = exporter.get_finished_spans()
     assert span.status.status_code is StatusCode.ERROR
     assert type(error).__name__ in (span.status.description or "")
