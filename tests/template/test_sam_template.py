@@ -263,7 +263,7 @@ def test_functions_share_concurrency_tracing_and_log_settings(
     globals_ = sam_template["Globals"]["Function"]
     assert globals_["ReservedConcurrentExecutions"] == {"Ref": "ReservedConcurrency"}
     assert globals_["Tracing"] == {"Fn::If": ["TracingOn", "Active", "PassThrough"]}
-    assert globals_["Layers"] == {"Fn::If": ["TracingOtel", [{"Ref": "AdotLayerArn"}],
+    assert globals_["Layers"] == {"Fn::If": ["UseAdotLayer", [{"Ref": "AdotLayerArn"}],
                                              {"Ref": "AWS::NoValue"}]}
     assert globals_["Runtime"] in ("python3.11", "python3.12")
     log_groups = _resources_of_type(sam_template, "AWS::Logs::LogGroup")
