@@ -264,3 +264,17 @@ def test_flush_only_flushes_a_provider_amlproxy_configured() -> None:
     OtelTracer(Provider(), owned=True).flush(1.0)
     assert Provider.flushed == 1
 
+
+
+def test_the_default_install_has_no_tracer_package() -> None:
+    import tomllib
+
+    project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml")
+                            .read_text())["project"]
+    names = {d.split(">")[0].split("[")[0].strip() for d in project["dependencies"]}
+    assert not {n for n in names if n.startswith(("aws-xray-sdk", "opentelemetry", "wrapt"))}
+    extras = project["optional-dependencies"]
+    assert any(d.startswith("aws-xray-sdk") for d in extras["xray"])
+    assert {d.split(">")[0] for d in extras["otel"]} >= {
+        "opentelemetry-api", "opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http",
+        "opentelemetry-propagator-aws-xray"}
