@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from amlproxy.core.pipeline import Pipeline
@@ -114,11 +114,27 @@ def build_pipeline(
     if tracer is not None and metrics is not None:
         from amlproxy.observability.instrument import InstrumentedBackend
 
+        for client in prediction_clients(backend):
+            tracer.instrument_client(client)
         backend = InstrumentedBackend(backend, tracer, metrics)
         sinks = instrument_sinks(sinks, tracer, metrics)
     return Pipeline(
         schema, backend, sinks, concurrency=settings.concurrency, deadline=deadline
     )
+
+
+def prediction_clients(backend: Backend) -> list[Any]:
+    """The botocore clients of ``backend`` (of both sides of a shadow backend), for the
+    tracer to hook: the backends make their own clients (``_client``), configured for
+    the one retry layer."""
+    found = []
+    for side in (getattr(backend, "primary", None), getattr(backend, "shadow", None)):
+        if side is not None:
+            found.extend(prediction_clients(side))
+    client = getattr(backend, "_client", None)
+    if client is not None and hasattr(client, "meta"):
+        found.append(client)
+    return found
 
 
 def instrument_sinks(
@@ -139,8 +155,10 @@ class AwsClients:
     path-style addressing). Calls are retried by botocore's "standard" mode
     (3 attempts): the sinks rely on it for throttling and 5xx answers."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, instrument: Callable[[Any], None] | None = None
+                 ) -> None:
         self.endpoint_url = settings.aws_endpoint_url
+        self._instrument = instrument  # the tracer's hook, applied to each client made
         # botocore reads AWS_DEFAULT_REGION only; Lambda also sets AWS_REGION
         self.region = settings.region or os.environ.get("AWS_REGION") or None
         self._clients: dict[str, Any] = {}
@@ -170,12 +188,15 @@ class AwsClients:
         from amlproxy.backends._aws import create_client  # the backends' session
 
         try:
-            return create_client(
+            client = create_client(
                 service, region=self.region, endpoint_url=self.endpoint_url,
                 config=Config(**options),
             )
         except NoRegionError as exc:
             raise ConfigurationError(f"no AWS region configured for {service}: {exc}") from exc
+        if self._instrument is not None:
+            self._instrument(client)
+        return client
 
 
 def callback_secrets(settings: Settings, clients: AwsClients) -> list[str]:
@@ -210,9 +231,12 @@ def _split_secrets(text: str) -> list[str]:
     return [s for s in text.replace(",", " ").split() if s]
 
 
-def build_shared_sinks(settings: Settings, clients: AwsClients) -> list[Sink]:
+def build_shared_sinks(
+    settings: Settings, clients: AwsClients, tracer: Tracer | None = None
+) -> list[Sink]:
     """The sinks every input shares (DynamoDB, callback), as AMLPROXY_SINKS (or the
-    variables set) choose. Per-input S3 objects are made by the triggers themselves."""
+    variables set) choose. Per-input S3 objects are made by the triggers themselves.
+    With ``tracer``, callback deliveries carry its trace context."""
     names = settings.sink_names()
     sinks: list[Sink] = []
     if "dynamodb" in names:
@@ -232,6 +256,7 @@ def build_shared_sinks(settings: Settings, clients: AwsClients) -> list[Sink]:
 
         assert settings.callback_url is not None  # checked by Settings
         sinks.append(
-            CallbackSink(settings.callback_url, secrets=callback_secrets(settings, clients))
+            CallbackSink(settings.callback_url, secrets=callback_secrets(settings, clients),
+                         trace_headers=tracer.inject if tracer is not None else None)
         )
     return sinks

@@ -154,9 +154,10 @@ class Settings(BaseModel):
     )
 
     # ------------------------------------------------------------ observability
-    tracing: Literal["xray", "off"] = Field(
-        "off", description="xray: X-Ray subsegments around endpoint calls and sink writes "
-        "(only inside Lambda; the X-Ray SDK adds ~0.3 s to a cold start)",
+    tracing: Literal["otel", "xray", "off"] = Field(
+        "off", description="otel: OpenTelemetry spans (invocation, input, endpoint call, sink "
+        "write), configured by the OTEL_* variables (the otel extra or the ADOT layer); xray: "
+        "X-Ray subsegments (the xray extra, only inside Lambda); see docs/observability.md",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="level of the JSON logs of the Lambda triggers"

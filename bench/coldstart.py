@@ -10,7 +10,11 @@ to the last client, as a ratio to the floor's median. Configurations:
 
 - each trigger (s3, sns, sqs, api) with the SageMaker backend, tracing off; the S3 trigger
   with its S3 client, the others with a DynamoDB sink (its client);
-- the S3 trigger with ``AMLPROXY_TRACING=xray`` inside a (simulated) Lambda environment;
+- the S3 trigger with each tracing mode, inside a (simulated) Lambda environment: ``off``
+  (the package as staged by default), ``otel`` (the package plus the ``otel`` extra's
+  distributions: amlproxy wires the SDK and the OTLP/HTTP exporter from ``OTEL_*``) and
+  ``xray`` (the package plus the ``xray`` extra: the X-Ray SDK and wrapt), each extra
+  slimmed and compiled like the package, all as ratios to the same floor;
 - the S3 trigger from a temporary copy of amlproxy and its dependencies (boto3 excluded,
   as in the Lambda package) without ``.pyc`` files, and slimmed and compiled as the Lambda
   package is (``sam/slim_package.sh``): why the package ships ``.pyc``.
@@ -63,7 +67,8 @@ for service in sys.argv[2:]:
 elapsed = time.perf_counter() - t0
 import amlproxy
 print(repr({"s": elapsed, "modules": len(sys.modules), "xray": "aws_xray_sdk" in sys.modules,
-            "tracer": runtime.tracer.name, "from": amlproxy.__file__}))
+            "otel": "opentelemetry" in sys.modules, "tracer": runtime.tracer.name,
+            "from": amlproxy.__file__}))
 """
 
 FLOOR = """
@@ -96,11 +101,14 @@ DEPLOYED_ENV = {"PYDANTIC_DISABLE_PLUGINS": "__all__"}
 
 # module roots the Lambda package holds besides amlproxy (boto3 & co come with the runtime)
 PACKAGE_MODULES = ("pydantic", "pydantic_core", "tenacity", "orjson",
-                   "annotated_types", "typing_extensions", "typing_inspection", "dotenv",
-                   "aws_xray_sdk", "wrapt")
+                   "annotated_types", "typing_extensions", "typing_inspection", "dotenv")
+# what the Lambda runtime provides: an extra's closure leaves these out
+RUNTIME_PROVIDED = frozenset({"boto3", "botocore", "s3transfer", "jmespath", "urllib3",
+                              "python-dateutil", "six"})
+OTEL_ENV = {"OTEL_EXPORTER_OTLP_ENDPOINT": ENDPOINT, "OTEL_SERVICE_NAME": "amlproxy-bench"}
 
 
-def trigger_env(trigger: str, *, tracing: bool = False) -> dict[str, str]:
+def trigger_env(trigger: str, *, tracing: str = "off") -> dict[str, str]:
     env = {
         "AMLPROXY_BACKEND": "sagemaker", "AMLPROXY_SAGEMAKER_ENDPOINT": "census-income",
         "AMLPROXY_ENDPOINT_URL": ENDPOINT, "AMLPROXY_AWS_ENDPOINT_URL": ENDPOINT,
@@ -112,8 +120,10 @@ def trigger_env(trigger: str, *, tracing: bool = False) -> dict[str, str]:
         env["AMLPROXY_SINKS"] = "s3"
     else:
         env.update(AMLPROXY_SINKS="dynamodb", AMLPROXY_DYNAMODB_TABLE="results")
-    if tracing:
-        env.update(TRACE_ENV, AMLPROXY_TRACING="xray")
+    if tracing != "off":
+        env.update(TRACE_ENV, AMLPROXY_TRACING=tracing)
+    if tracing == "otel":
+        env.update(OTEL_ENV)
     return env
 
 
@@ -146,6 +156,57 @@ def copy_package(target: Path) -> None:
             shutil.copy2(origin, target / origin.name)
 
 
+def extra_closure(extra: str) -> list[str]:
+    """The distributions amlproxy's ``extra`` adds to its own dependencies (installed in
+    this environment), less what the Lambda runtime provides."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    def requirements(name: str, extra: str = "") -> list[str]:
+        found = []
+        for text in metadata.requires(name) or ():
+            req = Requirement(text)
+            if req.marker is None or req.marker.evaluate({"extra": extra}):
+                found.append(canonical(req.name))
+        return found
+
+    def closure(names: list[str]) -> set[str]:
+        seen: set[str] = set()
+        todo = list(names)
+        while todo:
+            name = todo.pop()
+            if name in seen or name in RUNTIME_PROVIDED:
+                continue
+            seen.add(name)
+            todo.extend(requirements(name))
+        return seen
+
+    base = closure(requirements("amlproxy"))
+    with_extra = closure(requirements("amlproxy", extra))
+    return sorted(with_extra - base - {"amlproxy"})
+
+
+def canonical(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def copy_distributions(names: list[str], target: Path) -> None:
+    """The installed files of distributions ``names`` (dist-info included: entry points
+    are looked up at run time), without bytecode, laid out as in site-packages."""
+    from importlib import metadata
+
+    for name in names:
+        dist = metadata.distribution(name)
+        for path in dist.files or ():
+            if "__pycache__" in path.parts or path.suffix == ".pyc" or ".." in path.parts:
+                continue
+            source = Path(str(dist.locate_file(path)))
+            if source.is_file():
+                (target / path).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, target / path)
+
+
 def import_profile(env: dict[str, str], limit: int = 12) -> list[dict[str, Any]]:
     """The slowest imports (cumulative) of the S3 handler and its runtime."""
     answer = subprocess.run([sys.executable, "-P", "-X", "importtime", "-c", OURS, "s3",
@@ -164,6 +225,26 @@ def import_profile(env: dict[str, str], limit: int = 12) -> list[dict[str, Any]]
     tops.sort(key=lambda r: -r["cumulative_ms"])
     return [{"module": r["module"].strip(), "cumulative_ms": r["cumulative_ms"]}
             for r in tops[:limit]]
+
+
+def tracing_figures(medians: dict[str, float], ratios: dict[str, float],
+                    runs: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Cold start per AMLPROXY_TRACING mode (s3 trigger), each over the same floor."""
+    off = runs["s3"][0]
+    figures = [figure("cold start, tracing=off / boto3 floor (s3)", round(ratios["s3"], 2),
+                      "x", "reported", None,
+                      f"{medians['s3'] * 1e3:.0f} ms; imports opentelemetry: {off['otel']}, "
+                      f"aws_xray_sdk: {off['xray']}")]
+    for mode, label in (("otel", "OpenTelemetry, SDK + OTLP/HTTP exporter from the otel "
+                                 "extra"), ("xray", "X-Ray SDK from the xray extra")):
+        name = f"s3 tracing={mode}"
+        first = runs[name][0]
+        figures.append(figure(
+            f"cold start, tracing={mode} / boto3 floor (s3)", round(ratios[name], 2), "x",
+            "reported", None,
+            f"{label}: {medians[name] * 1e3:.0f} ms, +{(medians[name] - medians['s3']) * 1e3:.0f}"
+            f" ms over tracing off; tracer {first['tracer']}"))
+    return figures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -186,14 +267,21 @@ def main(argv: list[str] | None = None) -> int:
         plain, compiled = Path(tmp) / "plain", Path(tmp) / "compiled"
         copy_package(plain)
         shutil.copytree(plain, compiled)
-        subprocess.run([str(ROOT / "sam" / "slim_package.sh"), str(compiled)], check=True,
-                       env={**os.environ, "PYTHON": sys.executable})
+        extras = {extra: Path(tmp) / extra for extra in ("otel", "xray")}
+        for extra, folder in extras.items():
+            copy_distributions(extra_closure(extra), folder)
+        for folder in (compiled, *extras.values()):
+            subprocess.run([str(ROOT / "sam" / "slim_package.sh"), str(folder)], check=True,
+                           env={**os.environ, "PYTHON": sys.executable})
         packaged = {**base, "PYTHONPATH": str(compiled)}
         for trigger in ("s3", "sns", "sqs", "api"):
             configs[trigger] = (OURS, [trigger, *clients_of(trigger)],
                                 {**packaged, **trigger_env(trigger)})
-        configs["s3 tracing=xray"] = (OURS, ["s3", *clients_of("s3")],
-                                      {**packaged, **trigger_env("s3", tracing=True)})
+        for mode in ("otel", "xray"):
+            path = f"{compiled}{os.pathsep}{extras[mode]}"
+            configs[f"s3 tracing={mode}"] = (OURS, ["s3", *clients_of("s3")],
+                                             {**packaged, **trigger_env("s3", tracing=mode),
+                                              "PYTHONPATH": path})
         configs["s3 package, no .pyc"] = (OURS, ["s3", *clients_of("s3")],
                                           {**base, **trigger_env("s3"),
                                            "PYTHONPATH": str(plain)})
@@ -228,11 +316,7 @@ def main(argv: list[str] | None = None) -> int:
                + f"; floor {medians['floor s3'] * 1e3:.0f} ms; floor + pydantic "
                f"{ratios['floor s3 + pydantic']:.2f}x, + pydantic.main (BaseModel) "
                f"{ratios['floor s3 + pydantic.main']:.2f}x"),
-        figure("cold start, tracing=xray / boto3 floor (s3)",
-               round(ratios["s3 tracing=xray"], 2), "x", "reported", None,
-               f"{medians['s3 tracing=xray'] * 1e3:.0f} ms; X-Ray SDK imported: "
-               f"{runs['s3 tracing=xray'][0]['xray']}; tracing off imports it: "
-               f"{runs['s3'][0]['xray']}"),
+        *tracing_figures(medians, ratios, runs),
         figure("cold start without .pyc / slimmed package (s3, sam/slim_package.sh)",
                round(medians["s3 package, no .pyc"] / medians["s3"], 2), "x",
                "ship .pyc", None,

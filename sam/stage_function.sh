@@ -9,6 +9,10 @@
 # Usage: sam/stage_function.sh        (from anywhere; needs python3.11 with pip, and PyPI)
 # Env:   PYTHON                 a CPython 3.11 interpreter (default python3.11, else python3)
 #        AMLPROXY_STAGE_DIR     where to stage (default sam/.build/function)
+#        AMLPROXY_EXTRAS        amlproxy's optional extras to install with it, comma-separated
+#                               (default: none): "xray" for Tracing=xray (the X-Ray SDK and
+#                               wrapt). Tracing=otel needs none: the ADOT layer brings
+#                               OpenTelemetry ("otel" bundles it instead, without the layer).
 #        AMLPROXY_LAMBDA_EXTRAS packages the handlers need beyond amlproxy's own dependencies
 #                               (default: none; every runtime dependency is in pyproject.toml)
 set -euo pipefail
@@ -22,18 +26,24 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
     exit 2
 fi
 extras=${AMLPROXY_LAMBDA_EXTRAS:-}
+amlproxy_extras=${AMLPROXY_EXTRAS:-}
+if [[ ! "$amlproxy_extras" =~ ^[a-z,]*$ ]]; then
+    echo "stage_function.sh: AMLPROXY_EXTRAS must be extra names separated by commas" >&2
+    exit 2
+fi
 
 wheels=$(mktemp -d)
 trap 'rm -rf "$wheels"' EXIT
 
 "$python" -m pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir "$wheels" "$root"
+wheel=$(echo "$wheels"/amlproxy-*.whl)
 rm -rf "$out"
 mkdir -p "$out"
 # shellcheck disable=SC2086 # extras is a space-separated list on purpose
 "$python" -m pip install --quiet --disable-pip-version-check --no-compile \
     --target "$out" --platform manylinux2014_aarch64 --implementation cp \
     --python-version 3.11 --only-binary=:all: \
-    "$wheels"/amlproxy-*.whl $extras
+    "$wheel${amlproxy_extras:+[$amlproxy_extras]}" $extras
 # pip compiles nothing (--no-compile): leave out what no handler imports, compile
 # everything once for 3.11 (third-party packages sourceless), see slim_package.sh
 PYTHON="$python" "$root"/sam/slim_package.sh "$out"

@@ -9,6 +9,7 @@ a record; a primary failure does, as it would without the shadow.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -81,7 +82,8 @@ class ShadowBackend:
     def predict_batch(self, records: Sequence[Mapping[str, Any]]) -> list[Prediction]:
         pending: Future[list[Prediction]] | None = None
         if self._executor is not None:
-            pending = self._executor.submit(self._shadow_batch, records)
+            pending = self._executor.submit(contextvars.copy_context().run, self._shadow_batch,
+                                            records)  # the caller's context: its trace span
         try:
             answers = self.primary.predict_batch(records)
         except BaseException:

@@ -12,6 +12,7 @@ inline: threads would only add overhead.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
 from collections import deque
@@ -262,7 +263,10 @@ class Pipeline:
             return
         records = [record for _, record in unit.rows]
         if self._executor is not None:
-            unit.future = self._executor.submit(self._score, records)
+            # the worker runs in a copy of this thread's contextvars context, so whatever
+            # the caller keeps there (a tracer's current span) holds on the worker too
+            unit.future = self._executor.submit(contextvars.copy_context().run, self._score,
+                                                records)
         else:
             t0 = time.perf_counter()
             unit.result = self._score(records)

@@ -25,7 +25,7 @@ import random
 import socket
 import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,7 +59,8 @@ class CallbackSink:
     during a rotation. ``statuses``: what is sent (``("ok",)`` by default). ``batch_size``:
     rows per message. ``allow_private=True`` lifts the address guard (local tests only);
     ``resolver`` replaces DNS resolution; ``ssl_context`` replaces the default verifying
-    context (e.g. one that trusts a test CA).
+    context (e.g. one that trusts a test CA). ``trace_headers`` adds the trace context to
+    each delivery's headers (the tracer's ``inject``: W3C ``traceparent``).
 
     ``write`` delivers before it returns; nothing is buffered between calls.
     """
@@ -81,6 +82,7 @@ class CallbackSink:
         ssl_context: ssl.SSLContext | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
+        trace_headers: Callable[[MutableMapping[str, str]], None] | None = None,
     ) -> None:
         if not secrets:
             raise ConfigurationError("CallbackSink needs at least one whsec_ secret")
@@ -106,6 +108,7 @@ class CallbackSink:
         self._context = ssl_context or ssl.create_default_context()
         self._sleep = sleep
         self._clock = clock
+        self._trace_headers = trace_headers
 
     def write(self, outcomes: Sequence[Outcome]) -> None:
         kept = [o for o in outcomes if o.status in self.statuses]
@@ -173,6 +176,8 @@ class CallbackSink:
             "content-type": "application/json",
             "user-agent": _USER_AGENT,
         }
+        if self._trace_headers is not None:  # the tracer's traceparent, on every attempt
+            self._trace_headers(request_headers)
         status, retry_after = self._send(target, body, request_headers)
         if 200 <= status < 300:
             return

@@ -25,6 +25,7 @@ import orjson
 
 from amlproxy.core.outcome import SourceRow
 from amlproxy.core.ports import Sink
+from amlproxy.observability.instrument import message_annotations, traced_input
 from amlproxy.triggers._runtime import Runtime
 from amlproxy.triggers._s3objects import ObjectRef, s3_output_sinks, score_object
 from amlproxy.triggers.s3 import object_refs, summarize
@@ -102,6 +103,7 @@ def _rows(body: str, records: list[Any]) -> ParsedMessage:
     return ParsedMessage(rows=rows)
 
 
+@traced_input("message", lambda runtime, body, *, source, stem: message_annotations(source))
 def score_message(runtime: Runtime, body: str, *, source: str, stem: str) -> dict[str, Any]:
     """Scores a message's records (or the objects it points to); its summary.
 

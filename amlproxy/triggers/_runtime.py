@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,9 +23,10 @@ from amlproxy.core.ports import Sink
 from amlproxy.core.retry import Deadline
 from amlproxy.core.schema import Schema
 from amlproxy.errors import ConfigurationError
+from amlproxy.observability.instrument import invocation_annotations
 from amlproxy.observability.logs import configure_logging, set_log_context
 from amlproxy.observability.metrics import EmfMetrics
-from amlproxy.observability.tracing import Tracer, make_tracer
+from amlproxy.observability.tracing import Carrier, SpanKindName, Tracer, make_tracer
 from amlproxy.settings import Settings, load_settings
 
 log = logging.getLogger("amlproxy.triggers")
@@ -100,9 +101,9 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
         {"function": function, "trigger": "none"},
         enabled=settings.metrics,
     )
-    clients = AwsClients(settings)
+    clients = AwsClients(settings, instrument=tracer.instrument_client)
     deadline = Deadline()
-    shared = build_shared_sinks(settings, clients)
+    shared = build_shared_sinks(settings, clients, tracer)
     pipeline = build_pipeline(settings, shared, deadline=deadline, tracer=tracer, metrics=metrics)
     runtime = Runtime(settings, pipeline, deadline, clients, tracer, metrics)
     runtime.build_ms = (time.perf_counter() - started) * 1000.0
@@ -132,9 +133,12 @@ def _check_trigger(runtime: Runtime, trigger: str) -> None:
 
 
 @contextmanager
-def invocation(trigger: str, context: Any) -> Iterator[Runtime]:
+def invocation(trigger: str, context: Any, carrier: Carrier | None = None,
+               links: Sequence[Carrier] = ()) -> Iterator[Runtime]:
     """The bracket of one invocation: builds the runtime if needed, sets the retry
-    deadline from the Lambda context and the log fields, flushes the metrics at the end."""
+    deadline from the Lambda context and the log fields, opens the invocation's span
+    (parent: ``carrier``'s trace headers, else Lambda's; ``links``: the traces of the
+    messages of a batch), flushes metrics and spans."""
     fields = {
         "request_id": getattr(context, "aws_request_id", None),
         "function": getattr(context, "function_name", None),
@@ -147,14 +151,19 @@ def invocation(trigger: str, context: Any) -> Iterator[Runtime]:
     except ConfigurationError as exc:
         log.error("configuration error: %s", exc)
         raise
-    set_log_context(**fields, cold_start=runtime.invocations == 0)
+    cold_start = runtime.invocations == 0
+    set_log_context(**fields, cold_start=cold_start)
     runtime.invocations += 1
     runtime.deadline.set_from_lambda_context(context, margin_s=runtime.settings.deadline_margin_s)
     runtime.metrics.set_dimension("trigger", trigger)
+    kind: SpanKindName = "server" if trigger == "api" else "consumer"
     try:
-        yield runtime
+        with runtime.tracer.invocation(f"amlproxy {trigger}", carrier=carrier, links=links,
+                                       kind=kind, **invocation_annotations(fields, cold_start)):
+            yield runtime
     except Exception:
         log.exception("%s invocation failed", trigger)
         raise
     finally:
         runtime.metrics.flush()
+        runtime.tracer.flush(runtime.deadline.remaining())

@@ -28,6 +28,7 @@ from amlproxy.core.ports import Sink
 from amlproxy.core.readers import detect_format, read_records
 from amlproxy.core.report import Report
 from amlproxy.errors import InputError, SinkError
+from amlproxy.observability.instrument import traced_input
 from amlproxy.triggers._checkpoints import Checkpoint, CheckpointStore, counts_of
 from amlproxy.triggers._runtime import Runtime
 
@@ -72,6 +73,8 @@ def skip_reason(runtime: Runtime, ref: ObjectRef, *, require_input_prefix: bool)
     return None
 
 
+@traced_input("s3 object", lambda runtime, ref, **_: {"aws.s3.bucket": ref.bucket,
+                                                        "aws.s3.key": ref.key})
 def score_object(runtime: Runtime, ref: ObjectRef, *, require_input_prefix: bool = True
                  ) -> dict[str, Any]:
     """Scores one object; returns its summary (``status``: scored, skipped, error).

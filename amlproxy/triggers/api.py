@@ -43,6 +43,7 @@ import orjson
 from amlproxy.core.readers import duplicate_json_key, read_records
 from amlproxy.core.schema import Schema
 from amlproxy.errors import ConfigurationError, RecordValidationError
+from amlproxy.observability.carriers import http_carrier
 from amlproxy.settings import LAMBDA_RESPONSE_LIMIT
 from amlproxy.triggers._http import (
     JSON_TYPE,
@@ -74,7 +75,7 @@ def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     """Lambda entry point of the HTTP trigger."""
     request_id = getattr(context, "aws_request_id", None)
     try:
-        with invocation("api", context) as runtime:
+        with invocation("api", context, http_carrier(event.get("headers"))) as runtime:
             request = parse_http_event(event)
             runtime.metrics.add("ApiRequests")
             answer = route(runtime, request)

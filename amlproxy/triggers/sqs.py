@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 
+from amlproxy.observability.carriers import sqs_carriers
 from amlproxy.triggers._messages import needs_retry, score_message
 from amlproxy.triggers._runtime import Runtime, invocation
 
@@ -33,7 +34,8 @@ log = logging.getLogger("amlproxy.triggers")
 
 def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     """Lambda entry point of the SQS trigger."""
-    with invocation("sqs", context) as runtime:
+    parent, links = sqs_carriers(event.get("Records") or ())
+    with invocation("sqs", context, parent, links) as runtime:
         failures: list[dict[str, str]] = []
         fifo_blocked = False
         for record in event.get("Records") or ():

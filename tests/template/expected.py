@@ -80,10 +80,10 @@ def _per_function(backend: set[Grant], s3: set[Grant], *,
 
 
 EXPECTED_GRANTS: dict[str, dict[str, set[Grant]]] = {
-    "sagemaker": _per_function(SAGEMAKER | XRAY, _s3("amlproxy-in", "input/", "amlproxy-in"),
+    "sagemaker": _per_function(SAGEMAKER, _s3("amlproxy-in", "input/", "amlproxy-in"),
                                idempotency=IDEMPOTENCY),
     "aml-discovery": _per_function(
-        AML_PREDICT | AML_DISCOVERY, _s3("amlproxy-in", "incoming/census/", "amlproxy-out"),
+        AML_PREDICT | AML_DISCOVERY | XRAY, _s3("amlproxy-in", "incoming/census/", "amlproxy-out"),
         secret=CALLBACK_SECRET,
         pointers=_pointers("amlproxy-in", "incoming/census/", "amlproxy-out"),
         idempotency=IDEMPOTENCY),

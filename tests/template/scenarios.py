@@ -8,12 +8,12 @@ STACK = "amlproxy-test"
 
 # Parameter sets the tests deploy "on paper". Together they switch every condition both ways.
 SCENARIOS: dict[str, dict[str, str]] = {
-    # Defaults: SageMaker, one bucket, tracing on, no callback, IAM auth, the idempotency
+    # Defaults: SageMaker, one bucket, tracing off, no callback, IAM auth, the idempotency
     # table (on by default).
     "sagemaker": {"InputBucketName": "amlproxy-in", "SageMakerEndpointName": "census-xgb"},
     # Amazon ML with endpoint discovery, separate output bucket, signed callbacks,
-    # tracing off, API keys, a deeper input prefix, S3 pointers in messages, the
-    # idempotency table with its own TTL, labels and a results TTL.
+    # OpenTelemetry tracing (the ADOT layer), API keys, a deeper input prefix, S3
+    # pointers in messages, the idempotency table with its own TTL, labels and a results TTL.
     "aml-discovery": {
         "Backend": "aml",
         "AmlModelId": "ml-AbC123xyz",
@@ -22,7 +22,9 @@ SCENARIOS: dict[str, dict[str, str]] = {
         "OutputBucketName": "amlproxy-out",
         "CallbackUrl": "https://hooks.example.com/amlproxy",
         "CallbackSecretArn": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:hook-AbCdEf",
-        "TracingMode": "PassThrough",
+        "Tracing": "otel",
+        "AdotLayerArn": f"arn:aws:lambda:{REGION}:901920570463:layer:"
+                        "aws-otel-python-arm64-ver-1-32-0:2",
         "ApiAuth": "API_KEY",
         "MessageS3Pointers": "enabled",
         "IdempotencyTable": "enabled",
@@ -30,8 +32,10 @@ SCENARIOS: dict[str, dict[str, str]] = {
         "Labels": "<=50K,>50K",
         "ResultsTtlDays": "30",
     },
-    # Amazon ML with a known real-time endpoint (no GetMLModel), no idempotency table.
+    # Amazon ML with a known real-time endpoint (no GetMLModel), no idempotency table,
+    # X-Ray SDK tracing.
     "aml-endpoint": {
+        "Tracing": "xray",
         "Backend": "aml",
         "AmlModelId": "ml-AbC123xyz",
         "AmlPredictEndpoint": "https://realtime.machinelearning.us-east-1.amazonaws.com",

@@ -83,7 +83,7 @@ def test_no_wildcard_action_and_no_wildcard_resource_outside_the_xray_allow_list
     sam_template: dict[str, Any], resolver_for: ResolverFor, scenario: str
 ) -> None:
     resolver = resolver_for(sam_template, scenario)
-    tracing = SCENARIOS[scenario].get("TracingMode", "Active") == "Active"
+    tracing = SCENARIOS[scenario].get("Tracing", "off") != "off"
     for function, role in function_roles(sam_template).items():
         grants = role_grants(resolver, role)
         star_actions = {action for action, resource in grants if resource == "*"}
@@ -204,6 +204,9 @@ def _broken_rules(template: Mapping[str, Any], params: Mapping[str, str]) -> set
     ({"CallbackSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:s-AbCdEf"},
      "CallbackSecretNeedsUrl"),
     ({"CallbackUrl": "https://hooks.example.com/x"}, "CallbackUrlNeedsSecret"),
+    ({"Tracing": "otel"}, "OtelTracingNeedsTheAdotLayer"),
+    ({"AdotLayerArn": "arn:aws:lambda:us-east-1:901920570463:layer:aws-otel-python-arm64:1"},
+     "AdotLayerOnlyWithOtel"),
 ])
 def test_rules_refuse_inconsistent_parameters(sam_template: dict[str, Any],
                                               overrides: dict[str, str], rule: str) -> None:
@@ -259,7 +262,9 @@ def test_functions_share_concurrency_tracing_and_log_settings(
         sam_template: dict[str, Any]) -> None:
     globals_ = sam_template["Globals"]["Function"]
     assert globals_["ReservedConcurrentExecutions"] == {"Ref": "ReservedConcurrency"}
-    assert globals_["Tracing"] == {"Ref": "TracingMode"}
+    assert globals_["Tracing"] == {"Fn::If": ["TracingOn", "Active", "PassThrough"]}
+    assert globals_["Layers"] == {"Fn::If": ["UseAdotLayer", [{"Ref": "AdotLayerArn"}],
+                                             {"Ref": "AWS::NoValue"}]}
     assert globals_["Runtime"] in ("python3.11", "python3.12")
     log_groups = _resources_of_type(sam_template, "AWS::Logs::LogGroup")
     for function in HANDLERS:
@@ -276,7 +281,7 @@ def test_functions_get_the_settings_their_handlers_read(
 ) -> None:
     resolver = resolver_for(sam_template, scenario)
     params = resolver.parameters
-    tracing = params["TracingMode"] == "Active"
+    tracing = params["Tracing"]
     callback = bool(params["CallbackUrl"])
     sagemaker = params["Backend"] == "sagemaker"
     idempotency = params["IdempotencyTable"] == "enabled"
@@ -297,8 +302,10 @@ def test_functions_get_the_settings_their_handlers_read(
         assert env["AMLPROXY_AML_DISCOVER_ENDPOINT"] == str(
             not sagemaker and not params["AmlPredictEndpoint"]).lower()
         assert env["AMLPROXY_DYNAMODB_TABLE"] == "amlproxy-test-ResultsTable"
-        assert env["AMLPROXY_TRACING"] == ("xray" if tracing else "off")
-        assert env["POWERTOOLS_TRACE_DISABLED"] == ("false" if tracing else "true")
+        assert env["AMLPROXY_TRACING"] == tracing
+        assert env.get("AWS_LAMBDA_EXEC_WRAPPER") == (
+            "/opt/otel-instrument" if tracing == "otel" else None)
+        assert env["POWERTOOLS_TRACE_DISABLED"] == ("false" if tracing == "xray" else "true")
         assert env["AMLPROXY_LOG_LEVEL"] == env["LOG_LEVEL"] == params["LogLevel"]
         assert env["AMLPROXY_SCHEMA"] == params["Schema"]
         assert env["AMLPROXY_CONCURRENCY"] == params["BackendConcurrency"]
