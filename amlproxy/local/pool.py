@@ -134,17 +134,11 @@ class FunctionPool:
             return error_outcome("error", "ServiceException", "the local service is stopping")
         worker = self._warm_worker()
         if worker is None:
-            worker = Worker(self.spec, self.settings.workers, self.logs)
-            with self._lock:
-                self._workers.add(worker)
-                self.stats.cold_starts += 1
-            worker.start()
-            failure = worker.initialize()
+            worker, failure = self._cold_worker()
             if failure is not None:
-                self._retire(worker)
                 self.count("invocations")
-                self.count("init_errors")
                 return failure
+        assert worker is not None
         with self._lock:
             n = self.stats.invocations
             self.stats.invocations += 1
@@ -161,6 +155,28 @@ class FunctionPool:
         else:
             self._retire(worker)
         return outcome
+
+    def _cold_worker(self) -> tuple[Worker | None, Outcome | None]:
+        """A new worker through its init phase, or the init error."""
+        worker = Worker(self.spec, self.settings.workers, self.logs)
+        with self._lock:
+            self._workers.add(worker)
+            self.stats.cold_starts += 1
+        worker.start()
+        failure = worker.initialize()
+        if failure is not None:
+            self._retire(worker)
+            self.count("init_errors")
+            return None, failure
+        return worker, None
+
+    def prewarm(self) -> Outcome | None:
+        """Start one idle worker now (as provisioned concurrency would); the init error."""
+        worker, failure = self._cold_worker()
+        if worker is not None:
+            with self._lock:
+                self._idle.append(worker)
+        return failure
 
     def _account(self, outcome: Outcome, by_chaos: bool) -> None:
         with self._lock:

@@ -18,6 +18,7 @@ concurrency, deadlines, chaos), :mod:`.async_invoke` (Lambda's asynchronous queu
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -67,10 +68,11 @@ class LambdaService:
                                      f"{', '.join(sorted(self.pools))})") from None
 
     def invoke(self, name: str, event: Any, *, wait_s: float | None = None,
-               client_context: str | None = None) -> Outcome:
-        """A synchronous (RequestResponse) invocation; ``event`` is JSON-able or bytes."""
+               client_context: str | None = None, request_id: str | None = None) -> Outcome:
+        """A synchronous (RequestResponse) invocation; ``event`` is JSON-able or bytes.
+        Waits up to ``wait_s`` for a concurrency slot (None: as long as it takes)."""
         return self.pool(name).invoke(_payload(event), wait_s=wait_s,
-                                      client_context=client_context)
+                                      client_context=client_context, request_id=request_id)
 
     def invoke_async(self, name: str, event: Any) -> str:
         """An asynchronous (Event) invocation: queued; returns its request id."""
@@ -80,6 +82,23 @@ class LambdaService:
     def pending_async(self) -> int:
         """Asynchronous events queued, running or waiting for a retry."""
         return sum(invoker.pending for invoker in self.async_invokers.values())
+
+    def prewarm(self) -> dict[str, Outcome]:
+        """Start one worker per function, in parallel; the init errors by function."""
+        failures: dict[str, Outcome] = {}
+
+        def warm(pool: FunctionPool) -> None:
+            failure = pool.prewarm()
+            if failure is not None:
+                failures[pool.spec.name] = failure
+
+        threads = [threading.Thread(target=warm, args=(pool,), daemon=True)
+                   for pool in self.pools.values()]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return failures
 
     def status(self) -> dict[str, Any]:
         """Every function's settings, workers and counts."""
