@@ -222,7 +222,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _complete(self, current: Invocation, what: str, body: bytes) -> tuple[int, bytes]:
         if what == "error":
-            error_type = self.headers.get("Lambda-Runtime-Function-Error-Type") or "Unhandled"
+            error_type = (self.headers.get("Lambda-Runtime-Function-Error-Type")
+                          or error_type_of(body) or "Unhandled")
             current.complete(Outcome("error", body, error_type))
             return 202, b'{"status":"OK"}'
         if len(body) > MAX_RESPONSE_BYTES:
@@ -241,6 +242,15 @@ class _Handler(BaseHTTPRequestHandler):
         lines += [f"{name}: {value}" for name, value in given]
         lines.append(f"Content-Length: {len(body)}")
         self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+
+
+def error_type_of(body: bytes) -> str | None:
+    """The ``errorType`` of an error document (awslambdaric's C client sends no header)."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return str(doc["errorType"]) if isinstance(doc, dict) and doc.get("errorType") else None
 
 
 def _error(error_type: str, message: str) -> bytes:

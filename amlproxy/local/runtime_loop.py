@@ -67,14 +67,16 @@ class LambdaContext:
 class TelemetryStream:
     """Writes each record as one frame (type, length, timestamp in µs, message)."""
 
-    def __init__(self, fd: int, json_format: bool) -> None:
+    def __init__(self, fd: int, json_format: bool, with_level: bool) -> None:
         self.file: IO[bytes] = os.fdopen(fd, "wb", 0)
         self.base = 0xA55A0002 if json_format else 0xA55A0003
+        self.with_level = with_level  # as awslambdaric: with JSON or a log level set
 
     def write(self, message: str, levelno: int = 0) -> None:
         data = message.encode("utf-8")
-        level = min(50, max(0, levelno)) // 10
-        header = struct.pack(">IIQ", self.base + 8 * level, len(data), time.time_ns() // 1000)
+        level = min(50, max(0, levelno)) // 10 if self.with_level else 0
+        frame_type = self.base + 4 * (level + 1) if level else self.base
+        header = struct.pack(">IIQ", frame_type, len(data), time.time_ns() // 1000)
         self.file.write(header + data)
 
 
@@ -123,7 +125,9 @@ def setup_logging() -> TelemetryStream | None:
     """The root handler, its format and level, and the output (telemetry fd or stdout)."""
     json_format = os.environ.get("AWS_LAMBDA_LOG_FORMAT", "").upper() == "JSON"
     fd = os.environ.pop("_LAMBDA_TELEMETRY_LOG_FD", None)
-    telemetry = TelemetryStream(int(fd), json_format) if fd else None
+    given_level = os.environ.get("AWS_LAMBDA_LOG_LEVEL", "").upper()
+    telemetry = TelemetryStream(int(fd), json_format, json_format or bool(given_level)) \
+        if fd else None
     handler = _Handler(telemetry)
     if json_format:
         handler.setFormatter(JsonFormatter())
@@ -133,9 +137,8 @@ def setup_logging() -> TelemetryStream | None:
     handler.addFilter(_add_request_id)
     root = logging.getLogger()
     root.addHandler(handler)
-    level = {"TRACE": "DEBUG", "WARN": "WARNING", "FATAL": "CRITICAL"}.get(
-        os.environ.get("AWS_LAMBDA_LOG_LEVEL", "").upper(), os.environ.get(
-            "AWS_LAMBDA_LOG_LEVEL", "").upper())
+    level = {"TRACE": "DEBUG", "WARN": "WARNING", "FATAL": "CRITICAL"}.get(given_level,
+                                                                          given_level)
     if level in logging.getLevelNamesMapping():
         root.setLevel(level)
     return telemetry

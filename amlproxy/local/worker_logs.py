@@ -9,9 +9,9 @@ awslambdaric writes one frame per record::
     | 0xa55a00XX         | (big-endian)     | (microseconds, BE)   | (length bytes)  |
     +--------------------+------------------+----------------------+-----------------+
 
-The low byte of the type carries the format and level: ``0x03`` text / ``0x02`` JSON
-(no level), then ``+0x08`` per level step (DEBUG ``0x0b``/``0x0a``, INFO ``0x0f``/``0x0e``,
-WARN ``0x13``/``0x12``, ERROR ``0x17``/``0x16``, FATAL ``0x1b``/``0x1a``).
+The low byte of the type carries the format (odd: text, even: JSON) and the level: text
+``0x03`` / JSON ``0x02`` without a level, DEBUG ``0x0b``/``0x0a``, INFO ``0x0f``/``0x0e``,
+WARN ``0x13``/``0x12``, ERROR ``0x17``/``0x16``, FATAL ``0x1b``/``0x1a``.
 :class:`WorkerLogs` keeps the last records of every function for tests and
 ``amlproxy local status``, and can echo them (``amlproxy local up`` prints them on stderr).
 """
@@ -28,7 +28,7 @@ from typing import IO, Literal
 
 FRAME_MAGIC = 0xA55A0000
 _HEADER = struct.Struct(">IIQ")
-_LEVELS = {0: None, 1: "DEBUG", 2: "INFO", 3: "WARN", 4: "ERROR", 5: "FATAL"}
+_LEVELS = {0x02: None, 0x0A: "DEBUG", 0x0E: "INFO", 0x12: "WARN", 0x16: "ERROR", 0x1A: "FATAL"}
 Output = Literal["stdout", "telemetry"]
 
 
@@ -54,7 +54,7 @@ class LogRecord:
     def frame_level(self) -> str | None:
         if self.frame_type is None:
             return None
-        return _LEVELS.get(((self.frame_type & 0xFF) - 2) // 8)
+        return _LEVELS.get(self.frame_type & 0xFE)
 
 
 def decode_frames(data: bytes) -> tuple[list[tuple[int, int, bytes]], bytes]:

@@ -25,7 +25,13 @@ from typing import Literal
 
 from amlproxy.local.config import REGION
 from amlproxy.local.functions import FunctionSpec, LogFormat
-from amlproxy.local.runtime_api import Invocation, Outcome, RuntimeApi, error_outcome
+from amlproxy.local.runtime_api import (
+    Invocation,
+    Outcome,
+    RuntimeApi,
+    error_outcome,
+    error_type_of,
+)
 from amlproxy.local.worker_logs import Output, WorkerLogs
 
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
@@ -164,7 +170,7 @@ class Worker:
         while not api.ready.is_set():
             if api.init_error is not None:
                 self.kill()
-                return Outcome("init_error", api.init_error, _error_type(api.init_error))
+                return Outcome("init_error", api.init_error, error_type_of(api.init_error))
             if not self.alive and self.exit_status is not None:
                 self.kill()
                 return error_outcome("init_error", "Runtime.ExitError", "RequestId: - Error: "
@@ -220,13 +226,3 @@ class Worker:
         """Wait for the log readers to drain (after :meth:`kill`)."""
         for thread in self._threads:
             thread.join(timeout)
-
-
-def _error_type(body: bytes) -> str | None:
-    import orjson
-
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    return str(doc.get("errorType")) if isinstance(doc, dict) and doc.get("errorType") else None

@@ -63,3 +63,27 @@ def logs(event: Any, context: Any) -> int:
         log.info("record %d", index, extra={"index": index})
     log.warning("a warning with a\nnewline")
     return count
+
+
+def batch(event: Any, context: Any) -> dict[str, Any]:
+    """An SQS batch: a body ``raise`` fails the invocation, ``fail`` reports the message in
+    ``batchItemFailures``, ``sleep:S`` sleeps S seconds first."""
+    failures = []
+    for record in event["Records"]:
+        body = record["body"]
+        if body == "raise":
+            raise RuntimeError("the whole batch failed")
+        if body.startswith("sleep:"):
+            time.sleep(float(body.split(":", 1)[1]))
+        if body.startswith("fail"):
+            failures.append({"itemIdentifier": record["messageId"]})
+    return {"batchItemFailures": failures}
+
+
+def write_then_hang(event: Any, context: Any) -> None:
+    """Puts an object to the S3 endpoint of the event, then hangs past any deadline."""
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=event["endpoint_url"], region_name="us-east-1")
+    s3.put_object(Bucket=event["bucket"], Key=event["key"], Body=b"written before the kill")
+    time.sleep(3600)
