@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -124,11 +125,17 @@ class _Handler(BaseHTTPRequestHandler):
         if outcome.failed:
             headers.append(("X-Amz-Function-Error", "Unhandled"))
         if (self.headers.get("X-Amz-Log-Type") or "").lower() == "tail":
-            lines = [r.text.rstrip("\n") for r in self.api.service.logs.records(name)
-                     if request_id in r.text]
-            tail = ("\n".join(lines) + "\n").encode()[-4096:]
-            headers.append(("X-Amz-Log-Result", base64.b64encode(tail).decode()))
+            headers.append(("X-Amz-Log-Result", base64.b64encode(
+                self._tail(name, outcome.worker, outcome.started)).decode()))
         self._send(200, outcome.payload, headers)
+
+    def _tail(self, name: str, worker: int | None, started: float) -> bytes:
+        """The last 4 KB of what the worker logged during the invocation."""
+        if worker is None:
+            return b""
+        time.sleep(0.05)  # the log readers may trail the answer by a moment
+        records = self.api.service.logs.of_worker(name, worker, started)
+        return ("".join(r.text.rstrip("\n") + "\n" for r in records)).encode()[-4096:]
 
     def _error(self, status: int, error_type: str, message: str, **extra: str) -> None:
         body = orjson.dumps({"Type": "User", "message": message, **extra})

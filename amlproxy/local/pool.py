@@ -17,6 +17,7 @@ as a crash right after its last write would be.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import secrets
 import statistics
@@ -147,7 +148,9 @@ class FunctionPool:
             request_id=request_id, payload=payload, function_arn=self.arn,
             deadline_ms=int((time.time() + self.timeout_s) * 1000), trace_id=trace_header(),
             client_context=client_context)
-        outcome = worker.run(invocation, self.timeout_s, chaos)
+        started = time.monotonic()
+        outcome = dataclasses.replace(worker.run(invocation, self.timeout_s, chaos),
+                                      worker=worker.id, started=started)
         self._account(outcome, chaos is not None and outcome.kind in ("timeout", "crash"))
         if worker.alive and not self._stopped:
             with self._lock:

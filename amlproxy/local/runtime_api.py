@@ -57,6 +57,8 @@ class Outcome:
     payload: bytes
     error_type: str | None = None
     duration_ms: float = 0.0
+    worker: int | None = None  # the worker that ran it
+    started: float = 0.0  # monotonic
 
     @property
     def failed(self) -> bool:

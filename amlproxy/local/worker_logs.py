@@ -21,9 +21,10 @@ from __future__ import annotations
 import struct
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Literal
 
 FRAME_MAGIC = 0xA55A0000
@@ -42,6 +43,7 @@ class LogRecord:
     text: str
     frame_type: int | None = None
     timestamp_us: int | None = None
+    received: float = field(default_factory=time.monotonic)
 
     @property
     def frame_format(self) -> str | None:
@@ -99,6 +101,10 @@ class WorkerLogs:
             if function is not None:
                 return list(self._records.get(function, ()))
             return [r for found in self._records.values() for r in found]
+
+    def of_worker(self, function: str, worker: int, since: float) -> list[LogRecord]:
+        """What ``worker`` of ``function`` wrote from ``since`` (monotonic) on."""
+        return [r for r in self.records(function) if r.worker == worker and r.received >= since]
 
     def clear(self) -> None:
         with self._lock:

@@ -47,7 +47,8 @@ def sleep(event: Any, context: Any) -> dict[str, Any]:
 
 
 def fail(event: Any, context: Any) -> None:
-    """Raises ValueError(event["message"])."""
+    """Logs its request id (a warning), then raises ValueError(event["message"])."""
+    log.warning("failing invocation %s", context.aws_request_id)
     raise ValueError(event.get("message", "failed on purpose"))
 
 
