@@ -32,7 +32,7 @@ from amlproxy.local.config import ACCOUNT, REGION
 from amlproxy.local.functions import FunctionSpec
 from amlproxy.local.runtime_api import Invocation, Outcome, error_outcome
 from amlproxy.local.worker_logs import WorkerLogs
-from amlproxy.local.workers import KillKind, Worker, WorkerSettings
+from amlproxy.local.workers import KillKind, Worker, WorkerGone, WorkerSettings
 
 UNRESERVED_CONCURRENCY = 16  # workers of a function without reserved concurrency
 
@@ -133,24 +133,29 @@ class FunctionPool:
     def _invoke(self, payload: bytes, request_id: str, client_context: str | None) -> Outcome:
         if self._stopped:
             return error_outcome("error", "ServiceException", "the local service is stopping")
-        worker = self._warm_worker()
-        if worker is None:
-            worker, failure = self._cold_worker()
-            if failure is not None:
-                self.count("invocations")
-                return failure
-        assert worker is not None
         with self._lock:
             n = self.stats.invocations
             self.stats.invocations += 1
         chaos = self.settings.chaos.decide(self.spec.name, n, self._expected_s())
-        invocation = Invocation(
-            request_id=request_id, payload=payload, function_arn=self.arn,
-            deadline_ms=int((time.time() + self.timeout_s) * 1000), trace_id=trace_header(),
-            client_context=client_context)
-        started = time.monotonic()
-        outcome = dataclasses.replace(worker.run(invocation, self.timeout_s, chaos),
-                                      worker=worker.id, started=started)
+        while True:
+            worker = self._warm_worker()
+            if worker is None:
+                worker, failure = self._cold_worker()
+                if failure is not None:
+                    return failure
+            assert worker is not None
+            invocation = Invocation(
+                request_id=request_id, payload=payload, function_arn=self.arn,
+                deadline_ms=int((time.time() + self.timeout_s) * 1000),
+                trace_id=trace_header(), client_context=client_context)
+            started = time.monotonic()
+            try:
+                outcome = worker.run(invocation, self.timeout_s, chaos)
+            except WorkerGone:
+                self._retire(worker)
+                continue
+            break
+        outcome = dataclasses.replace(outcome, worker=worker.id, started=started)
         self._account(outcome, chaos is not None and outcome.kind in ("timeout", "crash"))
         if worker.alive and not self._stopped:
             with self._lock:
@@ -161,7 +166,7 @@ class FunctionPool:
 
     def _cold_worker(self) -> tuple[Worker | None, Outcome | None]:
         """A new worker through its init phase, or the init error."""
-        worker = Worker(self.spec, self.settings.workers, self.logs)
+        worker = Worker(self.spec, self.settings.workers, self.logs, on_exit=self._forget)
         with self._lock:
             self._workers.add(worker)
             self.stats.cold_starts += 1
@@ -211,8 +216,14 @@ class FunctionPool:
 
     def _retire(self, worker: Worker) -> None:
         worker.kill()
+        self._forget(worker)
+
+    def _forget(self, worker: Worker) -> None:
+        """Drop a worker whose process has exited (killed here, or from outside)."""
         with self._lock:
             self._workers.discard(worker)
+            if worker in self._idle:
+                self._idle.remove(worker)
 
     def count(self, name: str) -> None:
         with self._lock:

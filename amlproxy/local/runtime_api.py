@@ -91,6 +91,7 @@ class Invocation:
     client_context: str | None = None  # JSON, as Lambda passes it to the runtime
     cognito_identity: str | None = None
     started: float = field(default_factory=time.perf_counter)
+    fetched: bool = False  # the runtime's `next` returned it
     outcome: Outcome | None = None
     done: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -148,7 +149,10 @@ class RuntimeApi:
         self.changed.set()
         if self.closed:
             return None
-        return self._pending.get()
+        invocation = self._pending.get()
+        if invocation is not None:
+            invocation.fetched = True
+        return invocation
 
     def post_init_error(self, body: bytes) -> None:
         self.init_error = body

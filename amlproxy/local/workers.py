@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -102,14 +103,20 @@ def runtime_command(settings: WorkerSettings, handler: str) -> list[str]:
     return [settings.python, "-m", module, handler]
 
 
+class WorkerGone(Exception):
+    """An idle worker had died before an invocation reached it (the pool takes another)."""
+
+
 class Worker:
     """One execution environment of ``spec``; :meth:`start`, :meth:`initialize`, then
     :meth:`run` invocations one at a time until :meth:`kill`."""
 
     _ids = itertools.count(1)
 
-    def __init__(self, spec: FunctionSpec, settings: WorkerSettings, logs: WorkerLogs) -> None:
+    def __init__(self, spec: FunctionSpec, settings: WorkerSettings, logs: WorkerLogs,
+                 on_exit: Callable[[Worker], None] | None = None) -> None:
         self.id = next(self._ids)
+        self.on_exit = on_exit  # called (on the reaper thread) once the process has exited
         self.spec = spec
         self.settings = settings
         self.logs = logs
@@ -121,7 +128,15 @@ class Worker:
 
     @property
     def alive(self) -> bool:
-        return self.process is not None and self.exit_status is None
+        """Is the process running? (Asks the kernel, so that a worker killed from
+        outside a moment ago is not handed an invocation before the reaper sees it.)"""
+        if self.process is None or self.exit_status is not None:
+            return False
+        try:  # WNOWAIT: leaves the child for the reaper thread to collect
+            return os.waitid(os.P_PID, self.process.pid,
+                             os.WEXITED | os.WNOHANG | os.WNOWAIT) is None
+        except ChildProcessError:
+            return False
 
     def start(self) -> None:
         """Start the process (its init phase runs in the background)."""
@@ -155,12 +170,14 @@ class Worker:
         self.exit_status = status
         current = self.api.current
         if current is not None:
-            how = f"signal: {signal.Signals(-status).name.lower()[3:]}" if status < 0 \
-                else f"exit status {status}"
+            how = f"signal: {(signal.strsignal(-status) or str(-status)).lower()}" \
+                if status < 0 else f"exit status {status}"
             current.complete(error_outcome(
                 "crash", "Runtime.ExitError",
                 f"RequestId: {current.request_id} Error: Runtime exited with error: {how}"))
         self.api.changed.set()
+        if self.on_exit is not None:
+            self.on_exit(self)
 
     def initialize(self) -> Outcome | None:
         """Wait for the end of the init phase: None when ready, else the init error (the
@@ -171,7 +188,7 @@ class Worker:
             if api.init_error is not None:
                 self.kill()
                 return Outcome("init_error", api.init_error, error_type_of(api.init_error))
-            if not self.alive and self.exit_status is not None:
+            if self.exit_status is not None:
                 self.kill()
                 return error_outcome("init_error", "Runtime.ExitError", "RequestId: - Error: "
                                      f"Runtime exited with error: exit status {self.exit_status}")
@@ -197,6 +214,8 @@ class Worker:
             assert invocation.outcome is not None
             if invocation.outcome.kind == "crash":
                 self.kill()
+                if not invocation.fetched:  # it had died idle: the event never reached it
+                    raise WorkerGone(f"worker {self.id} of {self.spec.name} was dead")
             return invocation.outcome
         self.kill()
         kind: KillKind = chaos[0] if chaos is not None and chaos[1] < timeout_s else "timeout"
