@@ -246,3 +246,24 @@ def test_http_core_answers_500_when_a_deferred_answer_fails() -> None:
     finally:
         server.stop()
         pool.shutdown()
+
+
+def test_up_flags_reach_the_service_settings() -> None:
+    from amlproxy.local.cli import build_parser
+    from amlproxy.local.stack import service_settings
+
+    args = build_parser().parse_args(["up", "--timeout", "10", "--chaos", "0.2", "--seed",
+                                      "7", "--log-format", "json", "--log-output",
+                                      "telemetry", "--runtime-client", "builtin", "--quiet"])
+    config = load_config(None, timeout=args.timeout, chaos=args.chaos, seed=args.seed,
+                         log_format=args.log_format, log_output=args.log_output,
+                         runtime_client=args.runtime_client, echo_logs=args.echo_logs)
+    settings = service_settings(config)
+    assert settings.timeout_s == 10 and settings.chaos.probability == 0.2
+    assert settings.chaos.seed == 7 and config.echo_logs is False
+    assert settings.workers.log_format == "JSON"
+    assert settings.workers.log_output == "telemetry"
+    assert settings.workers.runtime_client == "builtin"
+    default = service_settings(load_config())
+    assert default.workers.runtime_client in ("awslambdaric", "builtin")
+    assert default.timeout_s is None and default.chaos.probability == 0
