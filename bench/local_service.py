@@ -32,10 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, figure, median, write_result
 
 sys.path.insert(0, str(ROOT))
-from amlproxy.local.functions import FunctionSpec  # noqa: E402
-from amlproxy.local.pool import ServiceSettings  # noqa: E402
-from amlproxy.local.service import LambdaService  # noqa: E402
-from amlproxy.local.workers import WorkerSettings, awslambdaric_available  # noqa: E402
+from amlproxy.local.functions import FunctionSpec
+from amlproxy.local.pool import ServiceSettings
+from amlproxy.local.service import LambdaService
+from amlproxy.local.workers import WorkerSettings, awslambdaric_available
 
 RECORD = ('{"age": 39, "workclass": "State-gov", "fnlwgt": 77516, "education": "Bachelors", '
           '"education-num": 13, "marital-status": "Never-married", "occupation": '

@@ -9,7 +9,6 @@ One service per runtime client serves the module (a worker costs a process start
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 
@@ -20,6 +19,7 @@ from amlproxy.local.pool import ServiceSettings
 from amlproxy.local.service import LambdaService
 from amlproxy.local.worker_logs import decode_frames
 from amlproxy.local.workers import WorkerSettings, awslambdaric_available
+from tests.functional.test_emulator_process import gone
 
 HANDLERS = "tests.functional.local_handlers"
 CLIENTS = ["awslambdaric", "builtin"] if awslambdaric_available() else ["builtin"]
@@ -32,15 +32,6 @@ FUNCTIONS = [
                  environment={"LOCAL_HANDLERS_INIT_ERROR": "AMLPROXY_BACKEND: bad value"}),
     FunctionSpec("Missing", "tests.functional.no_such_module.handler"),
 ]
-
-
-def _alive(pid: int) -> bool:
-    """Does ``pid`` exist? (The service reaps the workers it kills.)"""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @pytest.fixture(scope="module", params=CLIENTS)
@@ -91,7 +82,7 @@ def test_a_deadline_kills_the_worker_and_the_next_invocation_cold_starts(
     assert outcome.json()["errorType"] == "Sandbox.Timedout"
     assert "Task timed out after 1.00 seconds" in outcome.json()["errorMessage"]
     assert 1.0 <= elapsed < 3.0
-    assert not _alive(pid), "the worker was killed at the deadline"
+    assert gone(pid), "the worker was killed at the deadline"
     after = service.invoke("Sleep", {"seconds": 0})
     assert after.kind == "ok" and after.json()["pid"] != pid
     assert service.pool("Sleep").stats.cold_starts == before + 1

@@ -4,8 +4,8 @@ function runs in worker processes under the runtime interface client."""
 
 from __future__ import annotations
 
-import http.client
 import base64
+import http.client
 import json
 import os
 import signal
