@@ -143,6 +143,9 @@ def load_config(path: Path | None = None, **overrides: Any) -> StackConfig:
     given = data.pop("parameters", {}) or {}
     if not isinstance(given, dict):
         raise ConfigurationError(f"{path}: [parameters] must be a table")
+    given = {**given, **(overrides.pop("parameters", None) or {})}
+    if not isinstance(given, dict):
+        raise ConfigurationError(f"{path}: [parameters] must be a table")
     template = overrides.get("template") or data.get("template")
     parameters = template_defaults(Path(template) if template else None)
     unknown_params = set(given) - set(parameters) - set(LOCAL_NAMES)
