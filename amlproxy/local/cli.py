@@ -72,6 +72,9 @@ def _service_arguments(up: argparse.ArgumentParser) -> None:
                     "where installed, else the built-in loop)")
     up.add_argument("--quiet", dest="echo_logs", action="store_false", default=None,
                     help="do not print the functions' log records on stderr")
+    up.add_argument("--no-prewarm", dest="prewarm", action="store_false", default=None,
+                    help="start no worker before the first invocation (a faster start; "
+                    "init errors then show at the first invocation)")
 
 
 def _log_format(value: str) -> str:
@@ -95,7 +98,8 @@ def up(args: argparse.Namespace) -> int:
                          lambda_port=args.lambda_port, template=args.template,
                          timeout=args.timeout, chaos=args.chaos, seed=args.seed,
                          log_format=args.log_format, log_output=args.log_output,
-                         runtime_client=args.runtime_client, echo_logs=args.echo_logs)
+                         runtime_client=args.runtime_client, echo_logs=args.echo_logs,
+                         prewarm=args.prewarm)
     running = read_state(config.state_file)
     if running is not None and _alive(int(running["pid"])):
         raise ConfigurationError(f"a local stack is already running (pid {running['pid']}, "

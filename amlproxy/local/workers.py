@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from amlproxy.errors import AmlProxyError
 from amlproxy.local.config import REGION
 from amlproxy.local.functions import FunctionSpec, LogFormat
 from amlproxy.local.runtime_api import (
@@ -103,7 +104,7 @@ def runtime_command(settings: WorkerSettings, handler: str) -> list[str]:
     return [settings.python, "-m", module, handler]
 
 
-class WorkerGone(Exception):
+class WorkerGone(AmlProxyError):
     """An idle worker had died before an invocation reached it (the pool takes another)."""
 
 

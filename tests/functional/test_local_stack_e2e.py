@@ -238,7 +238,7 @@ def test_status_counts_and_a_killed_worker_is_replaced(stack: LocalStackProcess)
 
 
 def test_down_stops_the_stack_and_leaves_nothing_behind(tmp_path: Path) -> None:
-    running = start_local_stack(tmp_path)
+    running = start_local_stack(tmp_path, "--no-prewarm")
     try:
         ports = [urlsplit(url).port for url in running.endpoints.values()]
         children = _children(running.process.pid)
