@@ -18,4 +18,4 @@ os.environ.pop("AWS_PROFILE", None)
 os.environ["AWS_CONFIG_FILE"] = os.devnull
 os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
 
-pytest_plugins = ["tests.fixtures.emulator", "tests.fixtures.aws"]
+pytest_plugins = ["tests.fixtures.emulator", "tests.fixtures.aws", "tests.fixtures.local"]

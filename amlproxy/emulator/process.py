@@ -73,6 +73,12 @@ def start_process(
     command = [sys.executable, "-m", "amlproxy.emulator", "serve", "--host", host]
     command += ["--port", str(port), *args]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=environment)
+    return EmulatorProcess(process, wait_for_url(process, timeout, "the emulator process"))
+
+
+def wait_for_url(process: subprocess.Popen[str], timeout: float, what: str) -> str:
+    """The first line starting with ``http`` that ``process`` prints within ``timeout``;
+    kills it and raises RuntimeError when none comes."""
     assert process.stdout is not None
     deadline = time.monotonic() + timeout
     with selectors.DefaultSelector() as selector:
@@ -84,14 +90,14 @@ def start_process(
             if selector.select(min(remaining, 0.2)):
                 line = process.stdout.readline().strip()
                 if line.startswith("http"):
-                    return EmulatorProcess(process, line)
+                    return line
                 if not line and process.poll() is not None:
                     break
     status = process.poll()
     if status is None:
         process.kill()
         process.wait()
-    raise RuntimeError(f"the emulator process did not report its URL (exit status {status})")
+    raise RuntimeError(f"{what} did not report its URL (exit status {status})")
 
 
 def terminate(process: subprocess.Popen[Any], timeout: float) -> bool:

@@ -1,11 +1,16 @@
 """The local API: HTTP requests -> API Gateway HTTP API (payload 2.0) events -> the API
-function -> HTTP responses.
+function, invoked synchronously on the local Lambda service -> HTTP responses.
 
 It runs on the emulator's asyncio HTTP/1.1 core (keep-alive, TCP_NODELAY, many
-connections on one event loop); the handler is synchronous and does network I/O, so each
-invocation runs on a thread pool and the connection answers when it is done.
-``GET /`` (and ``/playground``) serves the playground page instead of invoking the
-function, as a separate static route would.
+connections on one event loop); each invocation waits for its worker on a thread pool and
+the connection answers when it is done. ``GET /`` (and ``/playground``) serves the
+playground page instead of invoking the function, as a separate static route would.
+
+What API Gateway answers when the function does not: 500 ``Internal Server Error`` for a
+function error, a crash or an init error; 504 ``Endpoint request timed out`` when the
+function was killed at its timeout; 429 ``Too Many Requests`` when no worker came free
+(the local API waits for one as long as the function's timeout, where API Gateway would
+answer 429 at once).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import asyncio
 import base64
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -22,20 +27,27 @@ import orjson
 
 from amlproxy.core.schema import Schema
 from amlproxy.emulator.httpcore import HttpConnection, Request, Response
-from amlproxy.local.events import LambdaContext, http_api_event
+from amlproxy.local.events import http_api_event
 from amlproxy.local.playground import playground_page
-from amlproxy.local.pollers import Handler
+from amlproxy.local.runtime_api import Outcome
 
 log = logging.getLogger("amlproxy.local")
 PLAYGROUND_PATHS = ("/", "/playground")
+Invoker = Callable[[dict[str, Any]], Outcome]  # a synchronous invocation of the function
+_JSON = [("Content-Type", "application/json")]
+_GATEWAY_ANSWERS = {
+    "timeout": Response(504, b'{"message":"Endpoint request timed out"}', _JSON),
+    "throttled": Response(429, b'{"message":"Too Many Requests"}', _JSON),
+}
+_INTERNAL_ERROR = Response(500, b'{"message":"Internal Server Error"}', _JSON)
 
 
 class LocalApi:
     """The HTTP app: routes ``GET /`` to the playground, the rest to the API function."""
 
-    def __init__(self, handler: Handler, pool: ThreadPoolExecutor, schema: Schema,
+    def __init__(self, invoke: Invoker, pool: ThreadPoolExecutor, schema: Schema,
                  example: Mapping[str, Any] | None = None) -> None:
-        self.handler = handler
+        self.invoke_function = invoke
         self.pool = pool
         self._page = Response(200, playground_page(schema, example), [("Content-Type",
                                                         "text/html; charset=utf-8")])
@@ -48,14 +60,12 @@ class LocalApi:
 
     def invoke(self, request: Request) -> Response:
         """One synchronous invocation of the API function (on a pool thread)."""
-        event = http_api_event(request)
-        try:
-            result = self.handler(event, LambdaContext("ApiFunction"))
-        except Exception:
-            log.exception("ApiFunction failed on %s %s", request.method, request.path)
-            return Response(500, b'{"message":"Internal Server Error"}',
-                            [("Content-Type", "application/json")])
-        return http_response(result)
+        outcome = self.invoke_function(http_api_event(request))
+        if outcome.failed:
+            log.warning("the API function failed on %s %s: %s %s", request.method,
+                        request.path, outcome.kind, outcome.payload[:500])
+            return _GATEWAY_ANSWERS.get(outcome.kind, _INTERNAL_ERROR)
+        return http_response(outcome.json())
 
 
 def http_response(result: Any) -> Response:

@@ -2,7 +2,8 @@
 
 ``up`` runs in the foreground until Ctrl-C or SIGTERM and keeps a state file (pid,
 endpoints, resources) while it runs; ``down`` sends SIGTERM to the pid of that file and
-waits for the stack to stop; ``status`` prints what the file says if the stack is alive.
+waits for the stack to stop; ``status`` asks the running stack for its functions, their
+workers and counts, and its queues (``--json``: all of it as JSON).
 Exit codes: 0 success, 1 not running (``status``, ``down``), 2 configuration error.
 """
 
@@ -16,6 +17,7 @@ import signal
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,11 +42,43 @@ def build_parser() -> argparse.ArgumentParser:
                     "(default 5000; 0: a free port)")
     up.add_argument("--emulator-port", type=int, help="endpoint emulator port (default: free)")
     up.add_argument("--workers", type=int, help="API requests handled at once (default 32)")
+    up.add_argument("--lambda-port", type=int, help="Lambda Invoke API port (default: free)")
+    up.add_argument("--template", type=Path, help="SAM template (default sam/template.yaml)")
+    _service_arguments(up)
+    status_command = commands.add_parser("status", help="is a stack running? its functions, "
+                                         "workers, counts and queues")
+    status_command.add_argument("--json", action="store_true", help="print JSON")
     for command in (up, commands.add_parser("down", help="stop a running stack"),
-                    commands.add_parser("status", help="is a stack running? its endpoints")):
+                    status_command):
         command.add_argument("--state-file", type=Path, help="where `up` records its pid and "
                              f"endpoints (default ./{DEFAULT_STATE_FILE})")
     return parser
+
+
+def _service_arguments(up: argparse.ArgumentParser) -> None:
+    """The flags of the local Lambda service."""
+    up.add_argument("--timeout", type=float, help="override every function's timeout, "
+                    "seconds (the worker is killed at it, as Lambda does)")
+    up.add_argument("--chaos", type=float, help="kill each invocation with this "
+                    "probability, at a random moment of its duration (default 0)")
+    up.add_argument("--seed", type=int, help="seed of --chaos (default 0)")
+    up.add_argument("--log-format", choices=("Text", "JSON"), type=_log_format,
+                    help="Lambda log format of every function (default: the template's "
+                    "LoggingConfig.LogFormat)")
+    up.add_argument("--log-output", choices=("stdout", "telemetry"), help="where workers "
+                    "write their logs: stdout, or the telemetry fd (_LAMBDA_TELEMETRY_LOG_FD)")
+    up.add_argument("--runtime-client", choices=("auto", "awslambdaric", "builtin"),
+                    help="the workers' runtime interface client (default auto: awslambdaric "
+                    "where installed, else the built-in loop)")
+    up.add_argument("--quiet", dest="echo_logs", action="store_false", default=None,
+                    help="do not print the functions' log records on stderr")
+    up.add_argument("--no-prewarm", dest="prewarm", action="store_false", default=None,
+                    help="start no worker before the first invocation (a faster start; "
+                    "init errors then show at the first invocation)")
+
+
+def _log_format(value: str) -> str:
+    return {"text": "Text", "json": "JSON"}.get(value.lower(), value)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -52,7 +86,7 @@ def main(argv: Sequence[str]) -> int:
     if args.action == "up":
         return up(args)
     state_file = args.state_file or Path(DEFAULT_STATE_FILE)
-    return down(state_file) if args.action == "down" else status(state_file)
+    return down(state_file) if args.action == "down" else status(state_file, args.json)
 
 
 def up(args: argparse.Namespace) -> int:
@@ -60,7 +94,12 @@ def up(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, host=args.host, api_port=args.api_port,
                          moto_port=args.moto_port, emulator_port=args.emulator_port,
-                         workers=args.workers, state_file=args.state_file)
+                         workers=args.workers, state_file=args.state_file,
+                         lambda_port=args.lambda_port, template=args.template,
+                         timeout=args.timeout, chaos=args.chaos, seed=args.seed,
+                         log_format=args.log_format, log_output=args.log_output,
+                         runtime_client=args.runtime_client, echo_logs=args.echo_logs,
+                         prewarm=args.prewarm)
     running = read_state(config.state_file)
     if running is not None and _alive(int(running["pid"])):
         raise ConfigurationError(f"a local stack is already running (pid {running['pid']}, "
@@ -83,8 +122,11 @@ def up(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise ConfigurationError(f"cannot start the local stack: {exc}") from None
         assert stack.resources is not None
+        assert stack.service is not None
         state = {"pid": os.getpid(), "endpoints": endpoints,
-                 "resources": stack.resources.to_dict(), "started": time.time()}
+                 "resources": stack.resources.to_dict(), "started": time.time(),
+                 "runtime_client": stack.service.runtime_client,
+                 "functions": sorted(stack.service.pools)}
         config.state_file.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
         print(banner(state, config.param("InputPrefix")), flush=True)
         while not stop.wait(0.5):
@@ -114,6 +156,8 @@ def banner(state: dict[str, Any], input_prefix: str) -> str:
         f"  api       {e['api']}",
         f"  aws       {e['aws']}",
         f"  emulator  {e['emulator']}",
+        f"  lambda    {e['lambda']}",
+        f"  runtime   {state['runtime_client']} (functions: {', '.join(state['functions'])})",
         f"  playground {e['api']}/",
         f"  input     s3://{r['input_bucket']}/{input_prefix}",
         f"  output    s3://{r['output_bucket']}/",
@@ -134,13 +178,45 @@ def banner(state: dict[str, Any], input_prefix: str) -> str:
     ])
 
 
-def status(state_file: Path) -> int:
+def status(state_file: Path, as_json: bool = False) -> int:
     state = read_state(state_file)
     if state is None or not _alive(int(state["pid"])):
         print(f"no local stack is running ({state_file})")
         return 1
-    print(json.dumps(state, indent=2))
+    try:
+        with urllib.request.urlopen(state["endpoints"]["lambda"] + "/local/status",
+                                    timeout=10) as answer:
+            live = json.loads(answer.read())
+    except (OSError, KeyError, ValueError) as exc:
+        live = {"error": f"the stack did not answer its status: {exc}"}
+    if as_json:
+        print(json.dumps({**state, "status": live}, indent=2))
+    else:
+        print(status_text(state, live))
     return 0
+
+
+def status_text(state: dict[str, Any], live: dict[str, Any]) -> str:
+    """``status`` for people: the endpoints, then one line per function and queue."""
+    lines = [f"local stack pid {state['pid']}, runtime client "
+             f"{live.get('runtime_client', state.get('runtime_client'))}"]
+    lines += [f"  {name:<9} {url}" for name, url in state["endpoints"].items()]
+    if "error" in live:
+        return "\n".join([*lines, live["error"]])
+    counts = ("invocations", "cold_starts", "errors", "timeouts", "crashes", "chaos_kills",
+              "init_errors", "throttles", "async_retries", "on_failure")
+    lines.append(f"  {'function':<14} {'workers':>7} " + " ".join(
+        f"{c.replace('_', '-'):>11}" for c in counts))
+    for name, function in live["functions"].items():
+        busy = sum(w["busy"] for w in function["workers"])
+        workers = f"{busy}/{len(function['workers'])}"
+        lines.append(f"  {name:<14} {workers:>7} " + " ".join(f"{function[c]:>11}"
+                                                            for c in counts))
+    lines.append(f"  {'queue':<22} {'visible':>8} {'in flight':>10}")
+    for name, depth in live["queues"].items():
+        lines.append(f"  {name:<22} {depth.get('ApproximateNumberOfMessages', '?'):>8} "
+                     f"{depth.get('ApproximateNumberOfMessagesNotVisible', '?'):>10}")
+    return "\n".join(lines)
 
 
 def down(state_file: Path, timeout: float = 30.0) -> int:

@@ -17,7 +17,6 @@ import base64
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -25,24 +24,6 @@ from amlproxy.emulator.httpcore import Request
 from amlproxy.local.config import ACCOUNT, REGION
 
 _TEXT_TYPES = ("application/json", "text/", "application/x-www-form-urlencoded")
-
-
-@dataclass
-class LambdaContext:
-    """The parts of Lambda's context object the handlers read.
-
-    No ``get_remaining_time_in_millis``: one process serves every function here, and the
-    runtime's retry deadline is per process, so concurrent invocations would move each
-    other's deadline; without the method the handlers run without one.
-    """
-
-    function_name: str
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    memory_limit_in_mb: int = 512
-
-    @property
-    def invoked_function_arn(self) -> str:
-        return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.function_name}"
 
 
 def sns_record(envelope: Mapping[str, Any], subscription_arn: str) -> dict[str, Any]:

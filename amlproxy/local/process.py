@@ -2,7 +2,7 @@
 endpoints it prints, stop it with SIGTERM.
 
     stack = start_local_stack(Path("/tmp/work"))
-    stack.endpoints["api"], stack.endpoints["aws"], stack.endpoints["emulator"]
+    stack.endpoints["api"], stack.endpoints["aws"], stack.endpoints["lambda"]...
     stack.stop()
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 from amlproxy.emulator.process import terminate
 
 _SOURCE_ROOT = Path(__file__).resolve().parents[2]
-_ENDPOINT = re.compile(r"^  (api|aws|emulator)\s+(http://\S+)$")
+_ENDPOINT = re.compile(r"^  (api|aws|emulator|lambda)\s+(http://\S+)$")
 
 
 @dataclass
@@ -66,7 +66,7 @@ def start_local_stack(workdir: Path, *extra: str, timeout: float = 60.0) -> Loca
         match = _ENDPOINT.match(line)
         if match:
             stack.endpoints[match.group(1)] = match.group(2)
-        if len(stack.endpoints) == 3 and "dynamodb scan" in line:
+        if len(stack.endpoints) == 4 and "dynamodb scan" in line:
             return stack
     stack.stop()
     raise RuntimeError(f"the local stack did not come up: {stack.banner}")

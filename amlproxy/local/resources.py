@@ -1,87 +1,173 @@
-"""Creates the stack's resources in moto, as the SAM template declares them, plus the
-internal queues that carry S3 notifications and SNS deliveries to the local functions.
+"""Creates the template's resources in moto, plus the queues that carry S3 notifications
+and SNS deliveries to the local Lambda service.
 
-Real AWS invokes Lambda straight from S3 and SNS; moto cannot call back into this
-process, so it is pointed at SQS queues this process polls: the input bucket notifies
-``<stack>-s3-events`` (``s3:ObjectCreated:*`` under the input prefix, the template's
-filter) and the topic has an SQS subscription ``<stack>-sns-deliveries``.
+Every ``AWS::S3::Bucket``, ``AWS::DynamoDB::Table``, ``AWS::SQS::Queue`` (with its
+``RedrivePolicy``), ``AWS::SNS::Topic`` and ``AWS::SNS::Subscription`` of
+``sam/template.yaml`` whose condition holds is created as the template declares it, under
+the names of :class:`LocalResolver`; a bucket's own ``NotificationConfiguration`` to a
+queue or topic is applied too. Adding a queue or a table to the template adds it here.
+
+Real AWS invokes Lambda straight from S3 and SNS; moto cannot call the local service, so
+each function's S3 event notifies a queue ``amlproxy-local-s3-<Function>`` (with the
+event's filter) and each SNS event subscribes ``amlproxy-local-sns-<Function>``; the
+service's event sources poll them (:mod:`amlproxy.local.event_sources`).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from amlproxy.local.config import LOCAL_NAMES, StackConfig
-from amlproxy.local.template import results_table_keys
+from amlproxy.errors import ConfigurationError
+from amlproxy.local.cfn import StackResolver
+from amlproxy.local.config import ACCOUNT, LOCAL_RESOURCE_NAMES, REGION, STACK_NAME
+from amlproxy.local.functions import FunctionSpec
 
-S3_EVENTS_QUEUE = "amlproxy-local-s3-events"
-SNS_DELIVERIES_QUEUE = "amlproxy-local-sns-deliveries"
+_QUEUE_ATTRIBUTES = ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds",
+                     "MaximumMessageSize", "ReceiveMessageWaitTimeSeconds", "FifoQueue",
+                     "ContentBasedDeduplication")
 
 
-@dataclass(frozen=True)
+class LocalResolver(StackResolver):
+    """The template evaluated for the local stack: resources named as
+    :data:`LOCAL_RESOURCE_NAMES` (else ``amlproxy-<logical-id>``; functions keep their
+    logical id), queue URLs at moto."""
+
+    def __init__(self, template: Mapping[str, Any], parameters: Mapping[str, str],
+                 moto_url: str) -> None:
+        try:
+            super().__init__(template, parameters, stack_name=STACK_NAME, region=REGION,
+                             account=ACCOUNT)
+        except ValueError as exc:  # a parameter the template refuses
+            raise ConfigurationError(f"SAM template parameters: {exc}") from None
+        self.moto_url = moto_url
+
+    def queue_url(self, name: str) -> str:
+        return f"{self.moto_url}/{ACCOUNT}/{name}"
+
+    def physical_name(self, logical_id: str) -> str:
+        kind = self._resource(logical_id)["Type"]
+        if kind == "AWS::Serverless::Function":
+            return logical_id
+        named = super().physical_name(logical_id)
+        if named != f"{self.stack_name}-{logical_id}":  # the template names it
+            return named
+        if logical_id in LOCAL_RESOURCE_NAMES:
+            return LOCAL_RESOURCE_NAMES[logical_id]
+        return "amlproxy-" + re.sub(r"(?<!^)(?=[A-Z])", "-", logical_id).lower()
+
+
+@dataclass
 class StackResources:
-    """Names, URLs and ARNs of what :func:`create_resources` made."""
+    """What :func:`create_resources` made: names, URLs and ARNs by logical id, and the
+    notification queues by function."""
 
-    input_bucket: str
-    output_bucket: str
-    table: str
-    topic_arn: str
-    work_queue_url: str
-    work_queue_arn: str
-    failure_queue_url: str
-    s3_events_queue_url: str
-    sns_deliveries_queue_url: str
-    sns_subscription_arn: str
+    buckets: dict[str, str] = field(default_factory=dict)
+    tables: dict[str, str] = field(default_factory=dict)
+    queues: dict[str, str] = field(default_factory=dict)  # logical id -> URL
+    topics: dict[str, str] = field(default_factory=dict)  # logical id -> ARN
+    s3_notifications: dict[str, str] = field(default_factory=dict)  # function -> queue URL
+    sns_deliveries: dict[str, str] = field(default_factory=dict)  # function -> queue URL
+    sns_subscriptions: dict[str, str] = field(default_factory=dict)  # function -> ARN
 
-    def to_dict(self) -> dict[str, str]:
-        return dict(self.__dict__)
+    def to_dict(self) -> dict[str, Any]:
+        """For the state file and the banner (the names the template's outputs give)."""
+        input_bucket = self.buckets.get("InputBucket", "")
+        return {
+            "input_bucket": input_bucket,
+            "output_bucket": self.buckets.get("OutputBucket", input_bucket),
+            "table": self.tables.get("ResultsTable", ""),
+            "topic_arn": self.topics.get("PredictTopic", ""),
+            "work_queue_url": self.queues.get("WorkQueue", ""),
+            "failure_queue_url": self.queues.get("FailureQueue", ""),
+            "buckets": self.buckets, "tables": self.tables, "queues": self.queues,
+            "topics": self.topics,
+        }
 
 
-def create_resources(config: StackConfig, clients: dict[str, Any]) -> StackResources:
-    """Buckets, table, topic, queues and the notification plumbing (idempotent)."""
-    s3, sqs, sns, dynamodb = clients["s3"], clients["sqs"], clients["sns"], clients["dynamodb"]
-    for bucket in dict.fromkeys((config.input_bucket, config.output_bucket)):
-        s3.create_bucket(Bucket=bucket)
-    _create_table(dynamodb, config.table, ttl=bool(config.param("ResultsTtlDays")))
+def create_resources(resolver: StackResolver, functions: list[FunctionSpec],
+                     clients: Mapping[str, Any]) -> StackResources:
+    """Create what the template declares, then the notification plumbing (idempotent)."""
+    made = StackResources()
+    resources: Mapping[str, Any] = resolver.template.get("Resources") or {}
+    present = {lid: r for lid, r in resources.items() if resolver.resource_exists(lid)}
+    by_type = {kind: [lid for lid, r in present.items() if r.get("Type") == kind] for kind in (
+        "AWS::S3::Bucket", "AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::SNS::Topic",
+        "AWS::SNS::Subscription")}
+    for lid in by_type["AWS::S3::Bucket"]:
+        made.buckets[lid] = resolver.physical_name(lid)
+        clients["s3"].create_bucket(Bucket=made.buckets[lid])
+    for lid in by_type["AWS::DynamoDB::Table"]:
+        made.tables[lid] = resolver.physical_name(lid)
+        _create_table(clients["dynamodb"], made.tables[lid], _properties(resolver, present, lid))
+    _create_queues(resolver, present, by_type["AWS::SQS::Queue"], clients["sqs"], made)
+    for lid in by_type["AWS::SNS::Topic"]:
+        made.topics[lid] = clients["sns"].create_topic(Name=resolver.physical_name(lid))[
+            "TopicArn"]
+    for lid in by_type["AWS::SNS::Subscription"]:
+        props = _properties(resolver, present, lid)
+        clients["sns"].subscribe(TopicArn=props["TopicArn"], Protocol=props["Protocol"],
+                                 Endpoint=props["Endpoint"], Attributes={
+                                     k: str(props[k]).lower() for k in ("RawMessageDelivery",)
+                                     if k in props})
+    notifications = {name: list(_properties(resolver, present, lid).get(
+        "NotificationConfiguration", {}).get("QueueConfigurations", []))
+        for lid, name in made.buckets.items()}
+    for spec in functions:
+        _plumb(spec, clients, notifications, made)
+    for bucket, configurations in notifications.items():
+        if configurations:
+            clients["s3"].put_bucket_notification_configuration(
+                Bucket=bucket, NotificationConfiguration={"QueueConfigurations": [
+                    {"QueueArn": c["Queue"], "Events": [c["Event"]], **(
+                        {"Filter": c["Filter"]} if "Filter" in c else {})}
+                    for c in configurations]})
+    return made
 
-    _, dlq_arn = _queue(sqs, LOCAL_NAMES["WorkDeadLetterQueueName"], {})
-    redrive = {"deadLetterTargetArn": dlq_arn,
-               "maxReceiveCount": config.param("QueueMaxReceiveCount")}
-    work_url, work_arn = _queue(sqs, LOCAL_NAMES["WorkQueueName"], {
-        "VisibilityTimeout": config.param("QueueVisibilityTimeout"),
-        "RedrivePolicy": json.dumps(redrive),
-    })
-    failure_url, _ = _queue(sqs, LOCAL_NAMES["FailureQueueName"], {})
-    topic_arn = sns.create_topic(Name=LOCAL_NAMES["TopicName"])["TopicArn"]
 
-    # The plumbing that stands in for Lambda's S3 and SNS event sources.
-    s3_events_url, s3_events_arn = _queue(sqs, S3_EVENTS_QUEUE, {})
-    s3.put_bucket_notification_configuration(
-        Bucket=config.input_bucket,
-        NotificationConfiguration={"QueueConfigurations": [{
-            "QueueArn": s3_events_arn,
-            "Events": ["s3:ObjectCreated:*"],
-            "Filter": {"Key": {"FilterRules": [
-                {"Name": "prefix", "Value": config.param("InputPrefix")}]}},
-        }]},
-    )
-    deliveries_url, deliveries_arn = _queue(sqs, SNS_DELIVERIES_QUEUE, {})
-    subscription = sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=deliveries_arn,
-                                 ReturnSubscriptionArn=True)
-    return StackResources(
-        input_bucket=config.input_bucket,
-        output_bucket=config.output_bucket,
-        table=config.table,
-        topic_arn=topic_arn,
-        work_queue_url=work_url,
-        work_queue_arn=work_arn,
-        failure_queue_url=failure_url,
-        s3_events_queue_url=s3_events_url,
-        sns_deliveries_queue_url=deliveries_url,
-        sns_subscription_arn=subscription["SubscriptionArn"],
-    )
+def _properties(resolver: StackResolver, present: Mapping[str, Any], lid: str) -> Any:
+    return resolver.resolve(present[lid].get("Properties") or {})
+
+
+def _create_queues(resolver: StackResolver, present: Mapping[str, Any], logical_ids: list[str],
+                   sqs: Any, made: StackResources) -> None:
+    """Queues first, then their redrive policies (a policy names its DLQ's ARN)."""
+    policies: dict[str, Any] = {}
+    for lid in logical_ids:
+        props = _properties(resolver, present, lid)
+        attributes = {k: str(props[k]).lower() if isinstance(props[k], bool) else str(props[k])
+                      for k in _QUEUE_ATTRIBUTES if k in props}
+        made.queues[lid] = _queue(sqs, resolver.physical_name(lid), attributes)[0]
+        if "RedrivePolicy" in props:
+            policies[lid] = props["RedrivePolicy"]
+    for lid, policy in policies.items():
+        sqs.set_queue_attributes(QueueUrl=made.queues[lid], Attributes={
+            "RedrivePolicy": json.dumps({k: str(v) for k, v in policy.items()})})
+
+
+def _plumb(spec: FunctionSpec, clients: Mapping[str, Any],
+           notifications: dict[str, list[dict[str, Any]]], made: StackResources) -> None:
+    """The queues that stand in for the function's S3 and SNS event sources."""
+    if spec.s3:
+        url, arn = _queue(clients["sqs"], f"amlproxy-local-s3-{spec.name}", {})
+        made.s3_notifications[spec.name] = url
+        for source in spec.s3:
+            rules = [{"Name": n, "Value": v} for n, v in (("prefix", source.prefix),
+                                                         ("suffix", source.suffix)) if v]
+            for event in source.events:
+                notifications.setdefault(source.bucket, []).append({
+                    "Queue": arn, "Event": event,
+                    **({"Filter": {"Key": {"FilterRules": rules}}} if rules else {})})
+    if spec.sns:
+        url, arn = _queue(clients["sqs"], f"amlproxy-local-sns-{spec.name}", {})
+        made.sns_deliveries[spec.name] = url
+        for topic in spec.sns:
+            made.sns_subscriptions[spec.name] = clients["sns"].subscribe(
+                TopicArn=topic.topic_arn, Protocol="sqs", Endpoint=arn,
+                ReturnSubscriptionArn=True)["SubscriptionArn"]
 
 
 def _queue(sqs: Any, name: str, attributes: dict[str, str]) -> tuple[str, str]:
@@ -91,17 +177,16 @@ def _queue(sqs: Any, name: str, attributes: dict[str, str]) -> tuple[str, str]:
     return url, arn
 
 
-def _create_table(dynamodb: Any, name: str, *, ttl: bool) -> None:
-    """The template's ResultsTable (its key schema read from the template), on demand,
-    TTL on ``expires_at``."""
+def _create_table(dynamodb: Any, name: str, props: Mapping[str, Any]) -> None:
+    """A table with the template's keys (and indexes), on demand, with its TTL."""
+    keys = {k: props[k] for k in ("AttributeDefinitions", "KeySchema",
+                                  "GlobalSecondaryIndexes", "LocalSecondaryIndexes")
+            if k in props}
     try:
-        dynamodb.create_table(
-            TableName=name,
-            **results_table_keys(),
-            BillingMode="PAY_PER_REQUEST",
-        )
+        dynamodb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", **keys)
     except dynamodb.exceptions.ResourceInUseException:
         return
-    if ttl:
+    ttl = props.get("TimeToLiveSpecification") or {}
+    if str(ttl.get("Enabled", "")).lower() == "true":
         dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification={
-            "AttributeName": "expires_at", "Enabled": True})
+            "AttributeName": ttl["AttributeName"], "Enabled": True})

@@ -1,9 +1,10 @@
-"""The local stack: moto server, the endpoint emulator, the resources of the SAM template,
-the event sources and the local API, in one process, started and stopped together.
+"""The local stack: moto server (a process of its own), the endpoint emulator, the
+resources and functions of the SAM template on the local Lambda service, their event
+sources, Lambda's Invoke API and the local API, started and stopped together.
 
-    stack = LocalDeployment(load_config())
-    endpoints = stack.start()        # {"api": "http://127.0.0.1:8080", "aws": ..., ...}
-    ...
+    stack = LocalDeployment(load_config(timeout=10, chaos=0.2, seed=7))
+    endpoints = stack.start()  # {"api": ..., "aws": ..., "emulator": ..., "lambda": ...}
+    stack.service.status()     # the functions, their workers and counts
     stack.stop()
 """
 
@@ -18,23 +19,19 @@ from typing import Any
 from amlproxy.errors import ConfigurationError
 from amlproxy.local.api_server import ApiServerThread, LocalApi
 from amlproxy.local.config import REGION, StackConfig
-from amlproxy.local.pollers import (
-    QueuePoller,
-    S3Notifications,
-    SnsDeliveries,
-    SqsEventSource,
-)
-from amlproxy.local.resources import StackResources, create_resources
+from amlproxy.local.event_sources import NotificationSource, QueuePoller, SqsEventSource
+from amlproxy.local.functions import FunctionSpec, read_functions
+from amlproxy.local.invoke_api import InvokeApi
+from amlproxy.local.pool import Chaos, ServiceSettings
+from amlproxy.local.resources import LocalResolver, StackResources, create_resources
+from amlproxy.local.service import LambdaService
+from amlproxy.local.template import read_template
+from amlproxy.local.worker_logs import WorkerLogs, echo_to_stderr
+from amlproxy.local.workers import DUMMY_CREDENTIALS, WorkerSettings, awslambdaric_available
 
 log = logging.getLogger("amlproxy.local")
 
-DUMMY_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": REGION,
-    "AWS_REGION": REGION,
-}
+API_FUNCTION = "ApiFunction"
 EXAMPLE_RECORDS: dict[str, dict[str, Any]] = {
     "census-income": {
         "age": 39, "workclass": "State-gov", "fnlwgt": 77516, "education": "Bachelors",
@@ -45,19 +42,38 @@ EXAMPLE_RECORDS: dict[str, dict[str, Any]] = {
 }
 
 
-class LocalDeployment:
-    """Everything ``amlproxy local up`` runs. Not reentrant: one per process, since the
-    functions read their settings from this process's environment."""
+def service_settings(config: StackConfig) -> ServiceSettings:
+    """The service's settings from the stack config (``auto`` picks awslambdaric where
+    it is installed, else the built-in runtime loop)."""
+    client = config.runtime_client
+    if client == "auto":
+        client = "awslambdaric" if awslambdaric_available() else "builtin"
+    return ServiceSettings(
+        timeout_s=config.timeout, chaos=Chaos(config.chaos, config.seed),
+        workers=WorkerSettings(runtime_client=client,  # type: ignore[arg-type]
+                               log_format=config.log_format,  # type: ignore[arg-type]
+                               log_output=config.log_output),  # type: ignore[arg-type]
+        async_retry_delays_s=config.async_retry_delays)
 
-    def __init__(self, config: StackConfig) -> None:
+
+class LocalDeployment:
+    """Everything ``amlproxy local up`` runs."""
+
+    def __init__(self, config: StackConfig, logs: WorkerLogs | None = None) -> None:
         self.config = config
+        self.logs = logs or WorkerLogs(echo=echo_to_stderr if config.echo_logs else None)
         self.endpoints: dict[str, str] = {}
         self.resources: StackResources | None = None
+        self.functions: list[FunctionSpec] = []
+        self.service: LambdaService | None = None
+        self.sources: list[QueuePoller] = []
+        self._resolver: LocalResolver | None = None
+        self._clients: dict[str, Any] = {}
         self._moto: Any = None
         self._emulator: Any = None
         self._api: ApiServerThread | None = None
+        self._invoke_api: InvokeApi | None = None
         self._pool: ThreadPoolExecutor | None = None
-        self._pollers: list[QueuePoller] = []
 
     def start(self) -> dict[str, str]:
         """Start every part; return the endpoints. On failure, what started is stopped."""
@@ -69,74 +85,121 @@ class LocalDeployment:
         return self.endpoints
 
     def _start(self) -> None:
-        from moto.server import ThreadedMotoServer
-
+        from amlproxy.core.schema import load_schema
         from amlproxy.emulator import start_in_thread
+        from amlproxy.local.moto_process import start_moto
 
         config = self.config
-        # Never reach real AWS: dummy credentials, and every client has an endpoint URL.
-        os.environ.update(DUMMY_CREDENTIALS)
+        os.environ.update({**DUMMY_CREDENTIALS, "AWS_DEFAULT_REGION": REGION,
+                           "AWS_REGION": REGION})  # this process's clients: never real AWS
         os.environ.pop("AWS_PROFILE", None)
-        for noisy in ("werkzeug", "botocore.credentials"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+        template = read_template(config.template)  # a bad template stops `up` first
+        settings = service_settings(config)
         _check_free(config.host, config.moto_port, "--aws-port / moto_port")
-        self._moto = ThreadedMotoServer(ip_address=config.host, port=config.moto_port,
-                                        verbose=False)
-        self._moto.start()
-        host, port = self._moto.get_host_and_port()
-        moto_url = f"http://{host}:{port}"
+        self._moto = start_moto(config.host, config.moto_port)
+        moto_url: str = self._moto.url
         self._emulator = start_in_thread(host=config.host, port=config.emulator_port)
         emulator_url: str = self._emulator.url
+        declared = set(template.get("Parameters") or {})
+        self._resolver = resolver = LocalResolver(
+            template, config.template_parameters(declared), moto_url)
+        overrides = config.function_overrides(moto_url=moto_url, emulator_url=emulator_url)
+        self.functions = [spec.with_environment(overrides) for spec in read_functions(resolver)]
+        self._clients = {name: _client(name, moto_url) for name in ("s3", "sqs", "sns",
+                                                                     "dynamodb")}
+        self.resources = create_resources(resolver, self.functions, self._clients)
+        self.service = service = LambdaService(self.functions, settings, logs=self.logs,
+                                               destination=self._send)
+        if config.prewarm:
+            failures = service.prewarm()
+            if failures:
+                raise ConfigurationError("init error: " + "; ".join(
+                    f"{name}: {outcome.payload[:300].decode('utf-8', 'replace')}"
+                    for name, outcome in sorted(failures.items())))
+        self._start_sources(service, moto_url)
+        self._invoke_api = InvokeApi(service, config.host, config.lambda_port, self.status)
+        self.endpoints = {"aws": moto_url, "emulator": emulator_url,
+                          "lambda": self._invoke_api.start()}
+        if API_FUNCTION in service.pools:
+            schema = load_schema(config.param("Schema"))
+            api_timeout = service.pool(API_FUNCTION).timeout_s
+            self._pool = ThreadPoolExecutor(config.workers, thread_name_prefix="amlproxy-api")
+            app = LocalApi(lambda event: service.invoke(API_FUNCTION, event, wait_s=api_timeout),
+                           self._pool, schema, EXAMPLE_RECORDS.get(schema.name))
+            self._api = ApiServerThread(app, config.host, config.api_port)
+            self.endpoints = {"api": self._api.start(), **self.endpoints}
 
-        os.environ.update(config.function_environment(moto_url=moto_url,
-                                                      emulator_url=emulator_url))
-        from amlproxy.triggers import api, s3, sns, sqs
-        from amlproxy.triggers._runtime import get_runtime, reset_runtime
+    def _start_sources(self, service: LambdaService, moto_url: str) -> None:
+        assert self.resources is not None and self._resolver is not None
 
-        reset_runtime()
-        runtime = get_runtime()  # built now: a configuration error stops `up` at once
-        clients = {name: _client(name, moto_url) for name in ("s3", "sqs", "sns", "dynamodb")}
-        self.resources = res = create_resources(config, clients)
+        def clients(name: str) -> Any:
+            return _client(name, moto_url)
 
-        retries = int(config.param("AsyncMaxRetryAttempts"))
-        notifications = S3Notifications(_client("sqs", moto_url), res.s3_events_queue_url,
-                                        s3.handler, retries=retries,
-                                        failure_queue_url=res.failure_queue_url)
-        deliveries = SnsDeliveries(_client("sqs", moto_url), res.sns_deliveries_queue_url,
-                                   sns.handler, retries=retries,
-                                   failure_queue_url=res.failure_queue_url)
-        deliveries.subscription_arn = res.sns_subscription_arn
-        work = SqsEventSource(_client("sqs", moto_url), res.work_queue_url, sqs.handler,
-                              queue_arn=res.work_queue_arn,
-                              batch_size=int(config.param("SqsBatchSize")))
-        self._pollers = [notifications, deliveries, work]
-        for poller in self._pollers:
-            poller.start()
+        for spec in self.functions:
+            for mapping in spec.sqs:
+                if mapping.enabled:
+                    url = self._resolver.queue_url(mapping.queue_arn.rsplit(":", 1)[-1])
+                    self.sources.append(SqsEventSource(service, spec.name, mapping, clients, url))
+            if spec.name in self.resources.s3_notifications:
+                self.sources.append(NotificationSource(
+                    service, spec.name, "s3", clients, self.resources.s3_notifications[spec.name]))
+            if spec.name in self.resources.sns_deliveries:
+                self.sources.append(NotificationSource(
+                    service, spec.name, "sns", clients, self.resources.sns_deliveries[spec.name],
+                    self.resources.sns_subscriptions.get(spec.name, "")))
+        for source in self.sources:
+            source.start()
 
-        self._pool = ThreadPoolExecutor(config.workers, thread_name_prefix="amlproxy-api")
-        app = LocalApi(api.handler, self._pool, runtime.schema,
-                       EXAMPLE_RECORDS.get(runtime.schema.name))
-        self._api = ApiServerThread(app, config.host, config.api_port)
-        api_url = self._api.start()
-        self.endpoints = {"api": api_url, "aws": moto_url, "emulator": emulator_url}
+    def _send(self, arn: str, body: bytes) -> None:
+        """Deliver an OnFailure record to an SQS queue or SNS topic ARN."""
+        assert self._resolver is not None
+        if ":sqs:" in arn:
+            url = self._resolver.queue_url(arn.rsplit(":", 1)[-1])
+            self._clients["sqs"].send_message(QueueUrl=url, MessageBody=body.decode())
+        elif ":sns:" in arn:
+            self._clients["sns"].publish(TopicArn=arn, Message=body.decode())
+        else:
+            log.error("OnFailure destination %s is not an SQS queue or SNS topic", arn)
+
+    def status(self) -> dict[str, Any]:
+        """The functions (workers, counts), the event sources and the queues' depths."""
+        functions = self.service.status() if self.service is not None else {}
+        sources = [{"function": s.name, "queue": s.queue_url, "received": s.received,
+                    "deleted": s.deleted, **({"batches": s.batches,
+                                              "redelivered": s.failed_messages}
+                                             if isinstance(s, SqsEventSource) else {})}
+                   for s in self.sources]
+        queues: dict[str, Any] = {}
+        for logical_id, url in (self.resources.queues if self.resources else {}).items():
+            try:
+                attributes = self._clients["sqs"].get_queue_attributes(
+                    QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages",
+                                                  "ApproximateNumberOfMessagesNotVisible"])
+            except Exception as exc:  # moto stopping
+                queues[logical_id] = {"error": str(exc)}
+                continue
+            queues[logical_id] = {k: int(v) for k, v in attributes["Attributes"].items()}
+        runtime = self.service.runtime_client if self.service is not None else None
+        return {"runtime_client": runtime, "functions": functions, "event_sources": sources,
+                "queues": queues}
 
     def stop(self) -> None:
-        """Stop every part (idempotent): the API first, then the pollers, the functions'
-        runtime, the emulator and moto."""
-        if self._api is not None:
-            self._api.stop()
-            self._api = None
+        """Stop every part (idempotent): the APIs, the event sources, the workers, the
+        emulator and moto."""
+        for server in (self._api, self._invoke_api):
+            if server is not None:
+                server.stop()
+        self._api = self._invoke_api = None
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
-        for poller in self._pollers:
-            poller.stop()
-        for poller in self._pollers:
-            poller.join(10.0)
-        self._pollers = []
-        from amlproxy.triggers._runtime import reset_runtime
-
-        reset_runtime()
+        for source in self.sources:
+            source.stop()
+        if self.service is not None:
+            self.service.stop()
+        for source in self.sources:
+            source.join(5.0)
+        self.sources = []
         if self._emulator is not None:
             self._emulator.stop()
             self._emulator = None
@@ -164,6 +227,6 @@ def _client(service: str, endpoint_url: str) -> Any:
     from botocore.config import Config
 
     config = Config(retries={"total_max_attempts": 3, "mode": "standard"},
-                    s3={"addressing_style": "path"})
+                    s3={"addressing_style": "path"}, max_pool_connections=32)
     return boto3.session.Session().client(service, endpoint_url=endpoint_url,  # type: ignore[call-overload]
                                           region_name=REGION, config=config)

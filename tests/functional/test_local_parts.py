@@ -1,6 +1,6 @@
-"""The parts of the local stack: the SAM template's defaults, the Lambda event shapes
-(against the SAM-generated events of tests/events), the config file, and the local API
-server (concurrency, keep-alive, payload 2.0 responses)."""
+"""The parts of the local stack: the functions and resources read from the SAM template,
+the Lambda event shapes (against the SAM-generated events of tests/events), the config
+file, and the local API server (concurrency, keep-alive, payload 2.0 responses)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from amlproxy.core.schema import load_schema
@@ -23,12 +24,10 @@ from amlproxy.errors import ConfigurationError
 from amlproxy.local.api_server import ApiServerThread, LocalApi, http_response
 from amlproxy.local.config import load_config
 from amlproxy.local.events import http_api_event, sns_record, sqs_record
-from amlproxy.local.template import (
-    RESULTS_TABLE_KEYS,
-    TEMPLATE_DEFAULTS,
-    read_template_defaults,
-    results_table_keys,
-)
+from amlproxy.local.functions import read_functions
+from amlproxy.local.resources import LocalResolver
+from amlproxy.local.runtime_api import Outcome
+from amlproxy.local.template import read_template, template_defaults
 from amlproxy.triggers._http import parse_http_event
 from tests.events import load_event
 
@@ -42,30 +41,65 @@ def _shape(value: Any) -> Any:
     return type(value).__name__ if value is not None else "str"
 
 
-def test_the_copy_of_the_template_defaults_matches_the_template() -> None:
-    found = read_template_defaults()
-    assert found, "sam/template.yaml is readable in a checkout"
-    assert {k: found[k] for k in TEMPLATE_DEFAULTS} == TEMPLATE_DEFAULTS
-    assert results_table_keys() == RESULTS_TABLE_KEYS
+def _functions(config_path: Path | None = None, **overrides: Any) -> dict[str, Any]:
+    config = load_config(config_path, **overrides)
+    template = read_template()
+    resolver = LocalResolver(template, config.template_parameters(set(template["Parameters"])),
+                             "http://127.0.0.1:1")
+    return {spec.name: spec for spec in read_functions(resolver)}
+
+
+def test_functions_and_their_event_sources_come_from_the_template() -> None:
+    functions = _functions()
+    assert set(functions) == {"S3Function", "SnsFunction", "SqsFunction", "ApiFunction"}
+    defaults = template_defaults()
+    s3, sqs, api = functions["S3Function"], functions["SqsFunction"], functions["ApiFunction"]
+    assert s3.handler == "amlproxy.triggers.s3.handler"
+    assert s3.timeout_s == float(defaults["FunctionTimeout"]) and api.timeout_s == 29
+    assert s3.reserved_concurrency == int(defaults["ReservedConcurrency"])
+    assert s3.memory_mb == int(defaults["FunctionMemorySize"])
+    assert [(b.bucket, b.prefix) for b in s3.s3] == [("amlproxy-input", "input/")]
+    assert s3.async_config.maximum_retry_attempts == int(defaults["AsyncMaxRetryAttempts"])
+    assert s3.async_config.on_failure_arn == "arn:aws:sqs:us-east-1:123456789012:amlproxy-failures"
+    (mapping,) = sqs.sqs
+    assert mapping.queue_arn.endswith(":amlproxy-work") and mapping.report_batch_item_failures
+    assert mapping.batch_size == int(defaults["SqsBatchSize"])
+    assert mapping.maximum_concurrency == int(defaults["ReservedConcurrency"])
+    assert functions["SnsFunction"].sns[0].topic_arn.endswith(":amlproxy-predict")
+    # each function gets its own variables from the template, resolved
+    assert s3.environment["AMLPROXY_SINKS"] == "s3,dynamodb"
+    assert api.environment["AMLPROXY_SINKS"] == "dynamodb"
+    assert s3.environment["AMLPROXY_DYNAMODB_TABLE"] == "amlproxy-results"
+    assert s3.environment["AMLPROXY_SAGEMAKER_ENDPOINT"] == "census-income"
 
 
 def test_config_file_overrides_template_parameters(tmp_path: Path) -> None:
     path = tmp_path / "local.toml"
-    path.write_text('api_port = 0\n[parameters]\nInputBucketName = "in"\n'
-                    'OutputBucketName = "out"\nOutputPrefix = "results/"\n')
+    path.write_text('api_port = 0\ntimeout = 5\nchaos = 0.25\nseed = 3\n'
+                    '[parameters]\nInputBucketName = "my-in"\n'
+                    'OutputBucketName = "my-out"\nOutputPrefix = "results/"\nBackend = "aml"\n')
     config = load_config(path, moto_port=0)
     assert (config.api_port, config.moto_port) == (0, 0)
-    assert (config.input_bucket, config.output_bucket) == ("in", "out")
-    env = config.function_environment(moto_url="http://m", emulator_url="http://e")
-    assert env["AMLPROXY_OUTPUT_BUCKET"] == "out"
+    assert (config.timeout, config.chaos, config.seed) == (5, 0.25, 3)
+    assert (config.input_bucket, config.output_bucket) == ("my-in", "my-out")
+    functions = _functions(path)
+    env = functions["SnsFunction"].environment
+    assert env["AMLPROXY_OUTPUT_BUCKET"] == "my-out"
     assert env["AMLPROXY_OUTPUT_PREFIX"] == "results/"
     assert env["AMLPROXY_INPUT_PREFIX"] == "input/"  # the template's default
-    assert env["AMLPROXY_SAGEMAKER_ENDPOINT"] == "census-income"
-    default_env = load_config().function_environment(moto_url="http://m", emulator_url="e")
-    assert "AMLPROXY_OUTPUT_BUCKET" not in default_env  # S3 trigger: its input bucket
-    path.write_text('[parameters]\nNoSuchParameter = "x"\n')
-    with pytest.raises(ConfigurationError, match="NoSuchParameter"):
-        load_config(path)
+    assert env["AMLPROXY_AML_MODEL_ID"] == "census-income"
+    assert functions["S3Function"].s3[0].bucket == "my-in"
+    overrides = config.function_overrides(moto_url="http://m", emulator_url="http://e")
+    assert overrides["AMLPROXY_AML_PREDICT_ENDPOINT"] == "http://e"
+    assert overrides["AMLPROXY_AWS_ENDPOINT_URL"] == "http://m"
+    assert _functions()["S3Function"].environment["AMLPROXY_OUTPUT_BUCKET"] == "amlproxy-input"
+    for bad, message in (('[parameters]\nNoSuchParameter = "x"\n', "NoSuchParameter"),
+                         ("chaos = 2\n", "probability"), ("timeout = 0\n", "timeout"),
+                         ('log_format = "xml"\n', "log_format"),
+                         ('[parameters]\nInputBucketName = "x"\n', "InputBucketName")):
+        path.write_text(bad)
+        with pytest.raises(ConfigurationError, match=message):
+            _functions(path)
 
 
 def test_sns_record_has_the_lambda_shape() -> None:
@@ -130,19 +164,19 @@ def test_http_response_maps_a_function_result() -> None:
 
 @pytest.fixture
 def slow_api() -> Iterator[tuple[ApiServerThread, list[str]]]:
-    """The local API server in front of a plain function that takes 0.3 s per request."""
+    """The local API server in front of an invoker that takes 0.3 s per request."""
     seen: list[str] = []
     lock = threading.Lock()
 
-    def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    def invoke(event: Mapping[str, Any]) -> Outcome:
         time.sleep(0.3)
         with lock:
             seen.append(event["requestContext"]["http"]["path"])
-        return {"statusCode": 200, "headers": {"content-type": "text/plain"},
-                "body": event["rawPath"]}
+        return Outcome("ok", orjson.dumps({"statusCode": 200, "body": event["rawPath"],
+                                           "headers": {"content-type": "text/plain"}}))
 
     pool = ThreadPoolExecutor(32)
-    server = ApiServerThread(LocalApi(handler, pool, load_schema("census-income")),
+    server = ApiServerThread(LocalApi(invoke, pool, load_schema("census-income")),
                              "127.0.0.1", 0)
     server.start()
     try:
@@ -212,3 +246,24 @@ def test_http_core_answers_500_when_a_deferred_answer_fails() -> None:
     finally:
         server.stop()
         pool.shutdown()
+
+
+def test_up_flags_reach_the_service_settings() -> None:
+    from amlproxy.local.cli import build_parser
+    from amlproxy.local.stack import service_settings
+
+    args = build_parser().parse_args(["up", "--timeout", "10", "--chaos", "0.2", "--seed",
+                                      "7", "--log-format", "json", "--log-output",
+                                      "telemetry", "--runtime-client", "builtin", "--quiet"])
+    config = load_config(None, timeout=args.timeout, chaos=args.chaos, seed=args.seed,
+                         log_format=args.log_format, log_output=args.log_output,
+                         runtime_client=args.runtime_client, echo_logs=args.echo_logs)
+    settings = service_settings(config)
+    assert settings.timeout_s == 10 and settings.chaos.probability == 0.2
+    assert settings.chaos.seed == 7 and config.echo_logs is False
+    assert settings.workers.log_format == "JSON"
+    assert settings.workers.log_output == "telemetry"
+    assert settings.workers.runtime_client == "builtin"
+    default = service_settings(load_config())
+    assert default.workers.runtime_client in ("awslambdaric", "builtin")
+    assert default.timeout_s is None and default.chaos.probability == 0

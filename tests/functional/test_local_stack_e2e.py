@@ -1,11 +1,14 @@
 """End to end: ``amlproxy local up`` as a subprocess, driven only by real clients (boto3
-for S3, SNS, SQS and DynamoDB; http.client for the API), then stopped."""
+for S3, SNS, SQS, DynamoDB and Lambda; http.client for the API), then stopped. Every
+function runs in worker processes under the runtime interface client."""
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -186,8 +189,56 @@ def test_a_failing_s3_invocation_is_retried_then_sent_to_the_failure_queue(
     assert admin.counts() != before
 
 
+def _status(stack: LocalStackProcess) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-m", "amlproxy", "local", "status", "--json",
+                           "--state-file", str(stack.state_file)], env=env,
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    status: dict[str, Any] = json.loads(done.stdout)["status"]
+    return status
+
+
+def test_lambda_invoke_api_drives_the_functions(stack: LocalStackProcess) -> None:
+    client = make_client("lambda", stack.endpoints["lambda"])
+    event = {"version": "2.0", "routeKey": "$default", "rawPath": "/schema",
+             "rawQueryString": "", "headers": {}, "isBase64Encoded": False,
+             "requestContext": {"http": {"method": "GET", "path": "/schema"},
+                                "requestId": "e2e-schema"}}
+    answer = client.invoke(FunctionName="ApiFunction", Payload=json.dumps(event),
+                           LogType="Tail")
+    assert answer["StatusCode"] == 200 and "FunctionError" not in answer
+    result = json.loads(answer["Payload"].read())
+    assert result["statusCode"] == 200 and json.loads(result["body"])["title"] == "census-income"
+    assert base64.b64decode(answer["LogResult"])
+
+
+def test_status_counts_and_a_killed_worker_is_replaced(stack: LocalStackProcess) -> None:
+    status, first = _post(stack.endpoints["api"] + "/predict", RECORD)
+    assert status == 200
+    before = _status(stack)
+    assert before["runtime_client"] in ("awslambdaric", "builtin")
+    api = before["functions"]["ApiFunction"]
+    assert api["invocations"] >= 1 and api["workers"]
+    assert set(before["functions"]) == {"S3Function", "SnsFunction", "SqsFunction",
+                                        "ApiFunction"}
+    killed = {w["pid"] for w in api["workers"]}
+    for pid in killed:  # a crash of every idle API worker, from outside
+        os.kill(pid, signal.SIGKILL)
+    assert _wait_for(lambda: killed.isdisjoint(
+        w["pid"] for w in _status(stack)["functions"]["ApiFunction"]["workers"]))
+    status, again = _post(stack.endpoints["api"] + "/predict", RECORD)
+    assert status == 200
+    assert again["prediction"]["scores"] == first["prediction"]["scores"]
+    after = _status(stack)["functions"]["ApiFunction"]
+    assert after["cold_starts"] > api["cold_starts"]
+    assert after["workers"] and killed.isdisjoint(w["pid"] for w in after["workers"])
+    dynamodb = make_client("dynamodb", stack.endpoints["aws"])
+    assert dynamodb.describe_table(TableName="amlproxy-results")["Table"]  # moto lives on
+
+
 def test_down_stops_the_stack_and_leaves_nothing_behind(tmp_path: Path) -> None:
-    running = start_local_stack(tmp_path)
+    running = start_local_stack(tmp_path, "--no-prewarm")
     try:
         ports = [urlsplit(url).port for url in running.endpoints.values()]
         children = _children(running.process.pid)

@@ -40,6 +40,7 @@ def test_wheel_contains_the_runtime_files(wheel):
     assert "amlproxy/_schemas/census-income.schema" in names
     assert "amlproxy/localmodel/census-income.json" in names
     assert "amlproxy/py.typed" in names
+    assert "amlproxy/local/template.yaml" in names  # `amlproxy local up` builds from it
     assert not any(n.startswith("tests/") for n in names)
 
 
