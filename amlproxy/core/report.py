@@ -13,14 +13,15 @@ from amlproxy.core.outcome import Outcome, Status
 # The variable parts of a reason: quoted values and numbers that stand alone (the 8 of
 # "UTF-8" or the 2 of "s3v2" are parts of words, not values).
 _SLOT = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|(?<![\w.-])-?\d+(?:\.\d+)?(?![\w])")
-VARIES = "…"
+VARIES = "…"  # shown for a value that varies within a group
+_MARK = "\ue000"  # a private-use character: marks the slots inside a template
 REASONS_SHOWN = 10
 
 
 def reason_template(reason: str) -> tuple[str, tuple[str, ...]]:
     """``(template, values)``: the reason with its quoted values and numbers replaced by
-    ``…``, and those values. Reasons of one kind share a template."""
-    return _SLOT.sub(VARIES, reason), tuple(m.group(0) for m in _SLOT.finditer(reason))
+    a slot mark, and those values. Reasons of one kind share a template."""
+    return _SLOT.sub(_MARK, reason), tuple(m.group(0) for m in _SLOT.finditer(reason))
 
 
 def merge_example(seen: list[str | None] | None, values: tuple[str, ...]) -> list[str | None]:
@@ -32,10 +33,10 @@ def merge_example(seen: list[str | None] | None, values: tuple[str, ...]) -> lis
 
 
 def fill_template(template: str, values: list[str | None]) -> str:
-    """The template with the values that never varied put back."""
-    parts = template.split(VARIES)
+    """The template with the values that never varied put back (``…`` for the others)."""
+    parts = template.split(_MARK)
     if len(parts) != len(values) + 1:
-        return template
+        return template.replace(_MARK, VARIES)
     out = [parts[0]]
     for value, part in zip(values, parts[1:], strict=True):
         out += [value if value is not None else VARIES, part]
@@ -120,7 +121,7 @@ class Report:
         """A grouped reason as shown: its template with the values that never varied."""
         example = self._examples.get(key)
         if example is None:
-            return key
+            return key.replace(_MARK, VARIES)
         prefix, template, values = example
         return prefix + fill_template(template, values)
 
