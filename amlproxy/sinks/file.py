@@ -153,6 +153,10 @@ class FileSink:
             if self._tmp is None:
                 assert self._stream is not None
                 self._stream.flush()  # a pipe's reader sees each chunk as it is written
+        except BrokenPipeError:
+            if self.to_stdout:
+                raise  # `| head`: the reader has what it wanted (the CLI exits quietly)
+            raise SinkError(f"cannot write {self.path}: its reader went away") from None
         except OSError as exc:
             raise SinkError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
 
