@@ -29,6 +29,9 @@ from amlproxy.errors import AmlProxyError
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
+# What an extra installs, for the one-line error when it is missing.
+EXTRAS = {"moto": "local", "numpy": "train"}
+
 # command -> (module with build_parser() and main(argv), help)
 DELEGATED: dict[str, tuple[str, str]] = {
     "emulator": ("amlproxy.emulator.cli", "run the SageMaker / Amazon ML endpoint emulator"),
@@ -108,6 +111,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("amlproxy: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except ModuleNotFoundError as exc:
+        extra = EXTRAS.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"amlproxy: error: this needs the '{extra}' extra: pip install "
+              f"'amlproxy[{extra}]' (no module named {exc.name!r})", file=sys.stderr)
+        return EXIT_ERROR
     except BrokenPipeError:  # `amlproxy score ... --out - | head`: the reader has enough
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # nothing more to flush into the closed pipe

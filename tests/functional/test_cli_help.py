@@ -84,3 +84,19 @@ def test_help_of_the_installed_entry_points_exits_0(tmp_path):
                            capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, (args, r.stderr)
         assert r.stdout.startswith("usage: amlproxy " + args[0])
+
+
+def test_a_missing_extra_is_named_in_one_line(tmp_path):
+    """`amlproxy local up` without moto's server installed (pip install amlproxy)."""
+    probe = ("import sys; sys.modules['moto'] = None; sys.modules['moto.server'] = None\n"
+             "from amlproxy.cli import main\n"
+             "sys.exit(main(['local', 'up', '--port', '0', '--aws-port', '0',"
+             " '--state-file', 'state.json']))")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    r = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("amlproxy: error: this needs the 'local' extra: pip install "
+                           "'amlproxy[local]'"), r.stderr
+    assert "Traceback" not in r.stderr
