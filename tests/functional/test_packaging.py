@@ -23,17 +23,21 @@ ROW = ("39, State-gov, 77516, Bachelors, 13, Never-married, Adm-clerical, Not-in
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("dist")
-    src = tmp_path_factory.mktemp("src") / "amlproxy"
-    # Build from a copy so that no build artefact lands in the work tree.
+def _build(kind: str, tmp_path_factory) -> Path:
+    """``python -m build --<kind>`` from a copy, so that no artefact lands in the work tree."""
+    out = tmp_path_factory.mktemp(kind)
+    src = tmp_path_factory.mktemp(f"src-{kind}") / "amlproxy"
     shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(
         ".venv*", ".git", "build", "dist", "__pycache__", ".*_cache", ".hypothesis"))
-    subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(src)],
+    subprocess.run([sys.executable, "-m", "build", f"--{kind}", "--outdir", str(out), str(src)],
                    check=True, capture_output=True, timeout=600)
-    (whl,) = out.glob("amlproxy-*.whl")
-    return whl
+    (built,) = out.glob("amlproxy-*.whl" if kind == "wheel" else "amlproxy-*.tar.gz")
+    return built
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    return _build("wheel", tmp_path_factory)
 
 
 def test_wheel_contains_the_runtime_files(wheel):
@@ -68,14 +72,7 @@ def test_installed_wheel_runs_from_another_directory(wheel, tmp_path):
 
 @pytest.fixture(scope="module")
 def sdist(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("sdist")
-    src = tmp_path_factory.mktemp("src-sdist") / "amlproxy"
-    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(
-        ".venv*", ".git", "build", "dist", "__pycache__", ".*_cache", ".hypothesis"))
-    subprocess.run([sys.executable, "-m", "build", "--sdist", "--outdir", str(out), str(src)],
-                   check=True, capture_output=True, timeout=600)
-    (archive,) = out.glob("amlproxy-*.tar.gz")
-    return archive
+    return _build("sdist", tmp_path_factory)
 
 
 def test_the_sdist_is_the_whole_project_and_its_tests_run_from_it(sdist, tmp_path):
