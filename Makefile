@@ -5,12 +5,13 @@ BIN := $(VENV)/bin
 DEMO_OUT ?= build/demo
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-slow test-all lint bench clean model help
+.PHONY: demo test test-slow test-all test-lowest lint bench clean model help
 
 help:
 	@echo "make demo       score the bundled census-income sample with the local model"
 	@echo "make test       run the default test suite (creates $(VENV) when missing)"
 	@echo "make test-slow  run the suites marked slow"
+	@echo "make test-lowest  the unit tests on the lowest allowed runtime dependencies"
 	@echo "make lint       ruff + mypy --strict on amlproxy/"
 	@echo "make bench      run the benchmarks in bench/"
 	@echo "make model      retrain the bundled model (needs ../shared/data/census-income)"
@@ -20,8 +21,9 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# The local extra (moto's server) too: after `make demo`, `amlproxy local up` works.
 $(VENV)/.runtime: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e '.[local]'
 	@touch $@
 
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
@@ -48,6 +50,15 @@ test-slow: $(VENV)/.dev
 
 test-all: $(VENV)/.dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# A separate venv with the lowest version of every runtime dependency that pyproject.toml
+# allows (uv's lowest-direct resolution), then the unit tests.
+test-lowest: $(VENV)/.dev
+	rm -rf $(VENV)-lowest
+	$(BIN)/uv venv --quiet --python $(BIN)/python $(VENV)-lowest
+	$(BIN)/uv pip install --quiet --python $(VENV)-lowest/bin/python \
+		--resolution lowest-direct -e '.[test]'
+	$(VENV)-lowest/bin/python -m pytest -p no:cacheprovider tests/unit $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check amlproxy tests bench

@@ -44,9 +44,12 @@ def build_backend(
     *,
     kind: str | None = None,
     deadline: Deadline | None = None,
+    labels: tuple[str, ...] | None = None,
 ) -> Backend:
-    """The backend named by ``kind`` (default: ``settings.backend``)."""
+    """The backend named by ``kind`` (default: ``settings.backend``); ``labels`` (default
+    ``settings.labels``) names the classes of answers that do not name them."""
     kind = kind or settings.backend
+    labels = labels or settings.labels
     if kind == "local":
         from amlproxy.backends.local import LocalBackend
 
@@ -64,7 +67,7 @@ def build_backend(
             target_model=settings.sagemaker_target_model,
             inference_component_name=settings.sagemaker_inference_component,
             custom_attributes=settings.sagemaker_custom_attributes,
-            labels=settings.labels,
+            labels=labels,
             max_batch_size=settings.sagemaker_max_batch,
             concurrency=settings.concurrency,
             retry_policy=policy,
@@ -80,20 +83,45 @@ def build_backend(
             predict_endpoint=settings.aml_predict_endpoint or settings.endpoint_url,
             discover_endpoint=settings.aml_discover_endpoint,
             rate_limit_rps=settings.aml_rate_limit_rps,
-            labels=(settings.labels[0], settings.labels[1]) if settings.labels else None,
+            labels=(labels[0], labels[1]) if labels and len(labels) == 2 else None,
             concurrency=settings.concurrency,
             retry_policy=policy,
             region=settings.region,
             endpoint_url=settings.endpoint_url,
         )
     if kind == "shadow":
-        from amlproxy.backends.shadow import ShadowBackend
-
-        assert settings.shadow_backend is not None  # checked by Settings
-        primary = build_backend(settings, schema, kind=settings.shadow_primary, deadline=deadline)
-        shadow = build_backend(settings, schema, kind=settings.shadow_backend, deadline=deadline)
-        return ShadowBackend(primary, shadow)
+        return build_shadow_backend(settings, schema, deadline=deadline)
     raise AssertionError(f"unknown backend {kind!r}")  # Settings only admits the above
+
+
+def build_shadow_backend(
+    settings: Settings, schema: Schema, *, deadline: Deadline | None = None
+) -> Backend:
+    """Primary and shadow with the same class names, so that their answers compare:
+    ``AMLPROXY_LABELS``, else the schema's target categories, else Amazon ML's
+    ``GetMLModel`` (see :mod:`amlproxy.backends.labels`)."""
+    from amlproxy.backends.labels import schema_target_labels
+    from amlproxy.backends.shadow import ShadowBackend
+
+    assert settings.shadow_backend is not None  # checked by Settings
+    kinds = (settings.shadow_primary, settings.shadow_backend)
+    labels = settings.labels or schema_target_labels(schema)
+    ready: dict[str, Backend] = {}
+    if labels is None and "aml" in kinds:
+        from amlproxy.backends.aml import AmlBackend
+
+        aml = build_backend(settings, schema, kind="aml", deadline=deadline)
+        assert isinstance(aml, AmlBackend)
+        found = aml.model_labels()
+        if found is not None:
+            aml.labels, labels = found, found
+        ready["aml"] = aml
+    primary, shadow = (
+        ready.pop(kind) if kind in ready
+        else build_backend(settings, schema, kind=kind, deadline=deadline, labels=labels)
+        for kind in kinds
+    )
+    return ShadowBackend(primary, shadow)
 
 
 def build_pipeline(

@@ -4,7 +4,8 @@ Every error amlproxy raises on purpose derives from :class:`AmlProxyError`::
 
     AmlProxyError
     ├── ConfigurationError            settings, CLI arguments or wiring are wrong
-    │   └── SchemaError               a .schema file cannot be found or loaded
+    │   ├── SchemaError               a .schema file cannot be found or loaded
+    │   └── ShadowComparisonError     the shadow's answers are not in the primary's terms
     ├── InputError                    an input as a whole cannot be read (missing file...)
     ├── RecordError                   one record is bad; names its line or row id and the fields
     │   └── RecordValidationError     the record does not satisfy the schema
@@ -44,6 +45,12 @@ class ConfigurationError(AmlProxyError):
 
 class SchemaError(ConfigurationError):
     """A record schema cannot be found, parsed or turned into a model."""
+
+
+class ShadowComparisonError(ConfigurationError):
+    """The shadow backend's answers cannot be compared with the primary's (a label against
+    a value, classes with no name in common): the run stops instead of reporting a wrong
+    agreement rate. Naming the classes (``AMLPROXY_LABELS``) is the usual fix."""
 
 
 class InputError(AmlProxyError):

@@ -26,21 +26,35 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
     exit 2
 fi
 extras=${AMLPROXY_LAMBDA_EXTRAS:-}
+
 amlproxy_extras=${AMLPROXY_EXTRAS:-}
 if [[ ! "$amlproxy_extras" =~ ^[a-z,]*$ ]]; then
     echo "stage_function.sh: AMLPROXY_EXTRAS must be extra names separated by commas" >&2
     exit 2
 fi
-
 wheels=$(mktemp -d)
-trap 'rm -rf "$wheels"' EXIT
+log=$(mktemp)
+trap 'rm -rf "$wheels" "$log"' EXIT
 
-"$python" -m pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir "$wheels" "$root"
+# pip's own messages go to a log, shown only when pip fails: a successful run prints one
+# line. (pip compares what it installs with the packages of the interpreter's own
+# environment, which are not part of the function: --no-warn-conflicts, or it prints a
+# resolver ERROR about them although the staged folder is consistent.)
+quietly() {
+    if ! "$@" >"$log" 2>&1; then
+        cat "$log" >&2
+        echo "stage_function.sh: failed: $*" >&2
+        exit 1
+    fi
+}
+pip=("$python" -m pip --disable-pip-version-check --no-input)
+quietly "${pip[@]}" wheel --quiet --no-deps --wheel-dir "$wheels" "$root"
 wheel=$(echo "$wheels"/amlproxy-*.whl)
 rm -rf "$out"
 mkdir -p "$out"
 # shellcheck disable=SC2086 # extras is a space-separated list on purpose
-"$python" -m pip install --quiet --disable-pip-version-check --no-compile \
+quietly "${pip[@]}" install --quiet --no-compile --no-warn-conflicts \
+    --root-user-action=ignore \
     --target "$out" --platform manylinux2014_aarch64 --implementation cp \
     --python-version 3.11 --only-binary=:all: \
     "$wheel${amlproxy_extras:+[$amlproxy_extras]}" $extras

@@ -106,18 +106,7 @@ class AmlBackend:
     def discover_endpoint(self) -> str:
         """The model's real-time endpoint URL from ``GetMLModel``; ConfigurationError if
         the model does not exist or its endpoint is not READY."""
-
-        def call() -> Any:
-            try:
-                return self._client.get_ml_model(MLModelId=self.model_id)
-            except (ClientError, BotoCoreError) as exc:
-                raise map_botocore_error(exc) from exc
-
-        try:
-            model, _ = self.retry_policy.call(call)
-        except NonRetryableBackendError as exc:
-            raise ConfigurationError(f"Amazon ML model {self.model_id}: {exc}") from exc
-        info = model.get("EndpointInfo") or {}
+        info = self._get_ml_model(verbose=False).get("EndpointInfo") or {}
         status, url = info.get("EndpointStatus"), info.get("EndpointUrl")
         if status != "READY" or not url:
             raise ConfigurationError(
@@ -125,6 +114,33 @@ class AmlBackend:
                 f" (EndpointStatus={status or 'NONE'}); create one with CreateRealtimeEndpoint"
             )
         return str(url)
+
+    def model_labels(self) -> tuple[str, str] | None:
+        """The names of a binary model's classes "0" and "1", when ``GetMLModel``
+        (verbose) gives the schema of its training data with the target's categories;
+        None otherwise (a multiclass model names its classes in every answer)."""
+        from amlproxy.backends.labels import labels_from_schema_document
+
+        model = self._get_ml_model(verbose=True)
+        if model.get("MLModelType") != "BINARY":
+            return None
+        labels = labels_from_schema_document(model.get("Schema"))
+        return (labels[0], labels[1]) if labels is not None and len(labels) == 2 else None
+
+    def _get_ml_model(self, *, verbose: bool) -> Mapping[str, Any]:
+        """``GetMLModel``, under the retry policy; ConfigurationError if it cannot be."""
+
+        def call() -> Any:
+            try:
+                return self._client.get_ml_model(MLModelId=self.model_id, Verbose=verbose)
+            except (ClientError, BotoCoreError) as exc:
+                raise map_botocore_error(exc) from exc
+
+        try:
+            model, _ = self.retry_policy.call(call)
+        except NonRetryableBackendError as exc:
+            raise ConfigurationError(f"Amazon ML model {self.model_id}: {exc}") from exc
+        return model  # type: ignore[no-any-return]
 
     # -------------------------------------------------------------------- Backend
 

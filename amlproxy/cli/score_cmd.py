@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import orjson
-
 from amlproxy.bootstrap import build_pipeline
+from amlproxy.cli.hints import RejectSample, hint
+from amlproxy.cli.outputs import add_output_args, plan_outputs
 from amlproxy.cli.progress import Progress, TrackedReader
+from amlproxy.cli.summary import print_report
 from amlproxy.core.outcome import Outcome, SourceRow, Status
 from amlproxy.core.ports import Sink
 from amlproxy.core.readers import RecordFormat, detect_format, read_records
@@ -22,20 +24,15 @@ from amlproxy.core.schema import Schema, load_schema
 from amlproxy.errors import ConfigurationError, FieldError, InputError, RecordValidationError
 from amlproxy.settings import load_settings
 from amlproxy.sinks.file import FileSink
-from amlproxy.sinks.sqlite import SqliteSink
+
+EXIT_INTERRUPTED = 130
+SHOWN_REJECTS = 20  # validate: rejects printed before "... and N more"
 
 
 def add_parsers(commands: Any) -> None:
     score = commands.add_parser("score", help="validate and score a CSV or JSON Lines file")
     _input_args(score)
-    out = score.add_argument_group("outputs")
-    out.add_argument("--out", metavar="PATH", help="results file, .csv or .jsonl "
-                     "(default: ./<input name>.predictions.jsonl)")
-    out.add_argument("--rejects", metavar="PATH", help="rejected and failed records, "
-                     ".csv or .jsonl (default: ./<input name>.rejects.jsonl)")
-    out.add_argument("--sink", action="append", default=[], metavar="KIND:PATH",
-                     help="extra sink, repeatable: sqlite:PATH, csv:PATH or jsonl:PATH")
-    out.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_output_args(score)
     be = score.add_argument_group("backend (flags override AMLPROXY_* variables)")
     be.add_argument("--backend", choices=["local", "sagemaker", "aml", "shadow"])
     be.add_argument("--local-model", metavar="PATH", help="local model JSON artifact")
@@ -48,6 +45,12 @@ def add_parsers(commands: Any) -> None:
                     help="Amazon ML real-time endpoint URL")
     be.add_argument("--shadow", dest="shadow_backend", choices=["local", "sagemaker", "aml"],
                     help="with --backend shadow: the backend compared against the primary")
+    be.add_argument("--shadow-primary", dest="shadow_primary",
+                    choices=["local", "sagemaker", "aml"],
+                    help="with --backend shadow: the backend whose answers are kept "
+                    "(default aml)")
+    be.add_argument("--labels", metavar="NEG,POS", help="the class names in score order, "
+                    "negative first (default: what the model or the schema's target says)")
     be.add_argument("--endpoint-url", metavar="URL",
                     help="runtime endpoint URL override (e.g. the emulator)")
     be.add_argument("--region")
@@ -111,70 +114,73 @@ def _rows(args: argparse.Namespace, schema: Schema, progress: Progress | None
             stream.close()
 
 
-def _default_path(args: argparse.Namespace, what: str) -> str:
-    stem = "stdin" if args.file == "-" else Path(args.file).name.split(".")[0]
-    return f"{stem}.{what}.jsonl"
-
-
-def _extra_sink(spec: str) -> Sink:
-    kind, sep, path = spec.partition(":")
-    if not sep or not path:
-        raise ConfigurationError(f"--sink {spec!r}: expected KIND:PATH, e.g. sqlite:out.db")
-    if kind == "sqlite":
-        return SqliteSink(path)
-    if kind in ("csv", "jsonl"):
-        return FileSink(path, kind="results", format=kind)  # type: ignore[arg-type]
-    raise ConfigurationError(f"--sink {spec!r}: unknown kind {kind!r} (sqlite, csv or jsonl)")
-
-
 def _score(args: argparse.Namespace) -> int:
     settings = load_settings(
         schema_name=args.schema, backend=args.backend, local_model=args.local_model,
         sagemaker_endpoint=args.sagemaker_endpoint,
         sagemaker_content_type=args.sagemaker_content_type, aml_model_id=args.aml_model_id,
         aml_predict_endpoint=args.aml_predict_endpoint, shadow_backend=args.shadow_backend,
+        shadow_primary=args.shadow_primary, labels=args.labels,
         endpoint_url=args.endpoint_url, region=args.region, concurrency=args.concurrency,
         max_attempts=args.max_attempts,
     )
     schema = load_schema(settings.schema_name)
-    out = args.out or _default_path(args, "predictions")
-    rejects = args.rejects or _default_path(args, "rejects")
-    sinks: list[Sink] = [
-        FileSink(out, kind="results"),
-        FileSink(rejects, kind="rejects"),
-        *(_extra_sink(s) for s in args.sink),
-    ]
-    pipeline = build_pipeline(settings, sinks)
+    outputs = plan_outputs(args, shadow=settings.backend == "shadow")
+    sample = RejectSample()
+    pipeline = build_pipeline(settings, [*outputs.sinks, sample])
     progress = Progress.for_stderr(enabled=not args.quiet)
+    out = sys.stderr if outputs.to_stdout else sys.stdout
+    report = Report(source=args.file)
     try:
-        with _rows(args, schema, progress) as (source, rows):
+        with _rows(args, schema, progress) as (source, rows), interrupt_on_sigterm():
+            report.source = source
             on_progress = progress.update if progress is not None else None
-            report = pipeline.run(rows, source=source, progress=on_progress)
+            pipeline.run(rows, source=source, progress=on_progress, report=report)
+    except KeyboardInterrupt:
+        if progress is not None:
+            progress.done()
+        print(f"amlproxy: interrupted after {report.total:,} records ({report.ok:,} ok, "
+              f"{report.rejected:,} rejected, {report.failed:,} failed); outputs are whole "
+              f"or absent: {outputs.after_interrupt()}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     finally:
         pipeline.close()
         if progress is not None:
             progress.done()
-    _print_report(args, report, [s.name for s in sinks])
+    print_report(report, outputs.names(), out=out, as_json=args.json, quiet=args.quiet)
+    if not args.quiet:
+        found = hint(report, schema, sample.outcomes, header=args.header)
+        if found:
+            print(found, file=sys.stderr)
     if report.failed or (args.strict and report.rejected):
         return 1
     return 0
 
 
-def _print_report(args: argparse.Namespace, report: Report, outputs: list[str]) -> None:
-    if args.json:
-        doc = report.to_dict() | {"outputs": outputs}
-        sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
-    elif not args.quiet:
-        for line in report.summary_lines():
-            print(line)
-        for name in outputs:
-            print(f"  -> {name}")
+@contextmanager
+def interrupt_on_sigterm() -> Iterator[None]:
+    """SIGTERM (``kill``, a container stop) ends a run as Ctrl-C does: outputs whole or
+    absent, and the count of what was done."""
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
+    except ValueError:  # not the main thread (a library caller): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _validate(args: argparse.Namespace) -> int:
     schema = load_schema(args.schema or load_settings().schema_name)
     sinks: list[Sink] = [FileSink(args.rejects, kind="rejects")] if args.rejects else []
     report = Report(source=args.file)
+    sample = RejectSample()
     shown = 0
     chunk: list[Outcome] = []
     with _rows(args, schema, None) as (source, rows):
@@ -183,17 +189,26 @@ def _validate(args: argparse.Namespace) -> int:
             outcome = _check(source, row, schema)
             report.count(outcome)
             if outcome.status is not Status.OK:
-                if shown < 20 and not args.quiet:
+                if shown < SHOWN_REJECTS and not args.quiet:
                     where = f"row id {outcome.row_id}" if outcome.row_id else f"line {row.line}"
                     print(f"{source}: {where}: " + "; ".join(outcome.reasons), file=sys.stderr)
                     shown += 1
+                sample.write([outcome])
                 chunk.append(outcome)
     for sink in sinks:
         sink.write(chunk)
         sink.close()
     if not args.quiet:
+        more = report.rejected - shown
+        if more > 0:
+            where = f"in {args.rejects}" if args.rejects else "--rejects FILE writes them all"
+            print(f"{source}: ... and {more} more rejected record(s) ({where})",
+                  file=sys.stderr)
         print(f"{report.source}: {report.total} records: {report.ok} valid, "
               f"{report.rejected} rejected")
+        found = hint(report, schema, sample.outcomes, header=args.header)
+        if found:
+            print(found, file=sys.stderr)
     return 1 if report.rejected else 0
 
 

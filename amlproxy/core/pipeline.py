@@ -335,7 +335,7 @@ class Pipeline:
         report.retries += max(0, result.attempts - 1)
         if isinstance(result, RetriesExhaustedError):
             report.exhausted += 1
-        reason = FieldError(None, f"backend {self.backend.name}: {result}")
+        reason = FieldError(None, f"backend {self.backend.name}: {failure_text(result)}")
         return Outcome(source, row.line, Status.FAILED, record, row.raw, None, (reason,), row_id)
 
     def _write(self, sinks: Sequence[Sink], outcomes: list[Outcome], report: Report) -> None:
@@ -351,6 +351,14 @@ def abort_quietly(sink: Sink) -> None:
         sink.abort()
     except Exception:  # the original error matters more
         log.exception("aborting sink %s failed", sink.name)
+
+
+def failure_text(error: BackendError) -> str:
+    """A backend failure as ``Class: message``: its cause, not only that it failed."""
+    text = str(error)
+    first = text.split(":", 1)[0]
+    return text if first.endswith("Error") and first.isidentifier() else (
+        f"{type(error).__name__}: {text}")
 
 
 def _as_validated(fields: Mapping[str, Any], *, line: int | None = None) -> dict[str, Any]:

@@ -202,6 +202,8 @@ def _json_error(body: str, exc: orjson.JSONDecodeError) -> str:
     at = exc.pos
     if body.startswith(("NaN", "Infinity"), at) or body.startswith("-Infinity", max(at - 1, 0)):
         return f"invalid JSON: NaN and Infinity are not JSON numbers ({where})"
+    if "depth" in exc.msg:  # orjson's wording differs between releases (>= 3.9.15)
+        return f"invalid JSON: depth limit exceeded ({where})"
     return f"invalid JSON: {exc.msg} ({where})"
 
 

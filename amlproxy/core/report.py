@@ -10,8 +10,37 @@ from typing import Any
 
 from amlproxy.core.outcome import Outcome, Status
 
-_KIND_END = re.compile(r"['(:]")
-_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+# The variable parts of a reason: quoted values and numbers that stand alone (the 8 of
+# "UTF-8" or the 2 of "s3v2" are parts of words, not values).
+_SLOT = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|(?<![\w.-])-?\d+(?:\.\d+)?(?![\w])")
+VARIES = "…"  # shown for a value that varies within a group
+_MARK = "\ue000"  # a private-use character: marks the slots inside a template
+REASONS_SHOWN = 10
+
+
+def reason_template(reason: str) -> tuple[str, tuple[str, ...]]:
+    """``(template, values)``: the reason with its quoted values and numbers replaced by
+    a slot mark, and those values. Reasons of one kind share a template."""
+    return _SLOT.sub(_MARK, reason), tuple(m.group(0) for m in _SLOT.finditer(reason))
+
+
+def merge_example(seen: list[str | None] | None, values: tuple[str, ...]) -> list[str | None]:
+    """The values of a template's reasons so far: a value that differed between two of
+    them becomes None (shown as ``…``)."""
+    if seen is None or len(seen) != len(values):
+        return list(values)
+    return [a if a == b else None for a, b in zip(seen, values, strict=True)]
+
+
+def fill_template(template: str, values: list[str | None]) -> str:
+    """The template with the values that never varied put back (``…`` for the others)."""
+    parts = template.split(_MARK)
+    if len(parts) != len(values) + 1:
+        return template.replace(_MARK, VARIES)
+    out = [parts[0]]
+    for value, part in zip(values, parts[1:], strict=True):
+        out += [value if value is not None else VARIES, part]
+    return "".join(out)
 
 
 @dataclass
@@ -40,6 +69,9 @@ class Report:
     sink_s: float = 0.0
     reasons: Counter[str] = field(default_factory=Counter)
     extra: dict[str, Any] = field(default_factory=dict)
+    # reason key -> (field prefix, template, its values so far: None where they varied)
+    _examples: dict[str, tuple[str, str, list[str | None]]] = field(
+        default_factory=dict, repr=False)
 
     @property
     def reconciles(self) -> bool:
@@ -73,13 +105,25 @@ class Report:
         else:
             self.failed += step
         for error in outcome.errors:
-            # Group by field and the kind of reason, not by the offending value.
-            reason = _KIND_END.split(error.reason, 1)[0].strip()
-            reason = _NUMBER.sub("N", reason)
-            key = f"{error.field}: {reason}" if error.field else reason
+            # Group by field and the template of the reason, not by the offending value.
+            template, values = reason_template(error.reason)
+            prefix = f"{error.field}: " if error.field else ""
+            key = prefix + template
             self.reasons[key] += step
+            if step > 0:
+                seen = self._examples.get(key)
+                merged = merge_example(seen[2] if seen else None, values)
+                self._examples[key] = (prefix, template, merged)
             if self.reasons[key] <= 0:
                 del self.reasons[key]
+
+    def reason_text(self, key: str) -> str:
+        """A grouped reason as shown: its template with the values that never varied."""
+        example = self._examples.get(key)
+        if example is None:
+            return key.replace(_MARK, VARIES)
+        prefix, template, values = example
+        return prefix + fill_template(template, values)
 
     @property
     def records_per_s(self) -> float:
@@ -104,7 +148,8 @@ class Report:
                 "predict": round(self.predict_s, 4),
                 "sink": round(self.sink_s, 4),
             },
-            "top_reasons": dict(self.reasons.most_common(10)),
+            "top_reasons": {self.reason_text(k): n for k, n in self.reasons.most_common(10)},
+            "reason_kinds": len(self.reasons),
             **self.extra,
         }
 
@@ -117,6 +162,12 @@ class Report:
             lines.append(f"retries: {self.retries}, exhausted: {self.exhausted}")
         if self.interrupted:
             lines.append(f"interrupted by the deadline after line {self.last_line}")
-        for reason, n in self.reasons.most_common(5):
-            lines.append(f"  {n:>7}  {reason}")
+        shown = self.reasons.most_common(REASONS_SHOWN)
+        for key, n in shown:
+            lines.append(f"  {n:>7}  {self.reason_text(key)}")
+        rest = len(self.reasons) - len(shown)
+        if rest > 0:
+            records = sum(self.reasons.values()) - sum(n for _, n in shown)
+            lines.append(f"  ... and {rest} more kind(s) of reason ({records} in all): "
+                         "the rejects output has every one")
         return lines

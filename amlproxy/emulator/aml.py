@@ -174,7 +174,25 @@ class AmlApi:
             "StartedAt": created,
             "FinishedAt": created,
         }
+        if params.get("Verbose") is True:
+            body["Schema"] = training_schema(served)
         return json_reply(200, body, CONTENT_TYPE)
+
+
+def training_schema(served: ServedModel) -> str:
+    """``GetMLModel``'s verbose ``Schema``: the data schema the model was trained on, as
+    JSON text; its target lists the two classes, negative first (amlproxy's
+    ``categories``)."""
+    model = served.model
+    attributes: list[dict[str, Any]] = [
+        {"attributeName": name, "attributeType": "TEXT"} for name in model.feature_names
+    ]
+    attributes.append({"attributeName": model.target, "attributeType": "CATEGORICAL",
+                       "categories": list(model.labels)})
+    return orjson.dumps({
+        "version": "1.0", "targetAttributeName": model.target, "dataFormat": "CSV",
+        "dataFileContainsHeader": False, "attributes": attributes,
+    }).decode()
 
 
 def _record_problem(served: ServedModel, record: Any, endpoint: Any) -> str | None:

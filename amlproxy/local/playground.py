@@ -1,10 +1,16 @@
 """The playground page served at ``GET /`` of the local API: one self-contained HTML page
 (no CDN, no build step) with a form generated from the record schema.
 
-Categorical attributes become selects, numeric ones number inputs checked against the
-schema's minimum / maximum in the browser (a checkbox turns the check off, to see the
-API's own answer). The form POSTs one record to ``/predict`` and shows the label and the
-scores, or each field error next to its field.
+Categorical attributes become selects, numeric ones text inputs (``inputmode="decimal"``:
+a number input would hand the script an empty value for "thirty", which then read as a
+missing one) checked in the browser: a number, within the schema's minimum / maximum (a
+checkbox turns the check off, to see the API's own answer). The form POSTs one record to
+``/predict`` and shows the label and the scores, or each field error next to its field.
+
+The batch panel takes a CSV file (or JSON Lines / a JSON array) or pasted rows, POSTs them
+to ``/predict`` and shows one table row per input record: its label and scores, or why it
+was rejected. The API refuses a whole batch when one record is invalid (400 naming each),
+so the page shows those as rejects and sends the valid records again to score them.
 """
 
 from __future__ import annotations
@@ -53,8 +59,8 @@ def _field(name: str, spec: dict[str, Any], required: bool, value: Any) -> str:
         if "maximum" in spec:
             bounds += f' max="{spec["maximum"]:g}"'
         shown = "" if value is None else html.escape(str(value))
-        control = (f'<input type="number" step="any" {common} data-kind="numeric"{bounds} '
-                   f'value="{shown}">')
+        control = (f'<input type="text" inputmode="decimal" autocomplete="off" {common} '
+                   f'data-kind="numeric"{bounds} value="{shown}">')
     mark = ' <span class="req" title="required">*</span>' if required else ""
     return (f'<div class="row"><label for="{ident}">{label}{mark}</label>{control}'
             f'<span class="error" id="error-{label}" role="alert"></span></div>')

@@ -96,6 +96,11 @@ class Browser:
         self._call("POST", f"{self._session}/element/{element}/clear", {})
         self._call("POST", f"{self._session}/element/{element}/value", {"text": text})
 
+    def upload(self, css: str, path: Path) -> None:
+        """Chooses ``path`` in a file input (WebDriver types the path into it)."""
+        self._call("POST", f"{self._session}/element/{self.find(css)}/value",
+                   {"text": str(path)})
+
     def text(self, css: str) -> str:
         return str(self._call("GET", f"{self._session}/element/{self.find(css)}/text"))
 

@@ -6,6 +6,7 @@ CLI from another directory.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -22,17 +23,21 @@ ROW = ("39, State-gov, 77516, Bachelors, 13, Never-married, Adm-clerical, Not-in
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("dist")
-    src = tmp_path_factory.mktemp("src") / "amlproxy"
-    # Build from a copy so that no build artefact lands in the work tree.
+def _build(kind: str, tmp_path_factory) -> Path:
+    """``python -m build --<kind>`` from a copy, so that no artefact lands in the work tree."""
+    out = tmp_path_factory.mktemp(kind)
+    src = tmp_path_factory.mktemp(f"src-{kind}") / "amlproxy"
     shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(
         ".venv*", ".git", "build", "dist", "__pycache__", ".*_cache", ".hypothesis"))
-    subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(src)],
+    subprocess.run([sys.executable, "-m", "build", f"--{kind}", "--outdir", str(out), str(src)],
                    check=True, capture_output=True, timeout=600)
-    (whl,) = out.glob("amlproxy-*.whl")
-    return whl
+    (built,) = out.glob("amlproxy-*.whl" if kind == "wheel" else "amlproxy-*.tar.gz")
+    return built
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    return _build("wheel", tmp_path_factory)
 
 
 def test_wheel_contains_the_runtime_files(wheel):
@@ -64,3 +69,38 @@ def test_installed_wheel_runs_from_another_directory(wheel, tmp_path):
     r = subprocess.run([str(py), "-c", "import amlproxy; print(amlproxy.__file__)"], cwd=work,
                        capture_output=True, text=True)
     assert str(env_dir) in r.stdout
+
+
+@pytest.fixture(scope="module")
+def sdist(tmp_path_factory) -> Path:
+    return _build("sdist", tmp_path_factory)
+
+
+def test_the_sdist_is_the_whole_project_and_its_tests_run_from_it(sdist, tmp_path):
+    import tarfile
+
+    with tarfile.open(sdist) as tar:
+        tar.extractall(tmp_path, filter="data")
+    (root,) = tmp_path.glob("amlproxy-*")
+    for needed in ("LICENSE", "CHANGELOG.md", "README.md", "Makefile", "pyproject.toml",
+                   "sam/template.yaml", "docs/deploy.md", "schemas/census-income.schema",
+                   "examples/census-income-sample.csv", "tests/template/test_sam_template.py"):
+        assert (root / needed).is_file(), needed
+    assert "Apache License" in (root / "LICENSE").read_text()
+    # The template tests (they read sam/ and docs/) pass from the unpacked sdist.
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                        "-m", "not slow", "tests/template/test_sam_template.py",
+                        "tests/unit/test_readme.py"],
+                       cwd=root, env=dict(os.environ, PYTHONPATH=str(root)),
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:]
+
+
+def test_one_version_source():
+    import amlproxy
+
+    text = (REPO / "pyproject.toml").read_text()
+    assert 'dynamic = ["version"]' in text and "\nversion =" not in text
+    from importlib.metadata import version
+
+    assert version("amlproxy") == amlproxy.__version__

@@ -305,13 +305,10 @@ def test_functions_get_the_settings_their_handlers_read(
         assert env["AMLPROXY_TRACING"] == tracing
         assert env.get("AWS_LAMBDA_EXEC_WRAPPER") == (
             "/opt/otel-instrument" if tracing == "otel" else None)
-        assert env["POWERTOOLS_TRACE_DISABLED"] == ("false" if tracing == "xray" else "true")
-        assert env["AMLPROXY_LOG_LEVEL"] == env["LOG_LEVEL"] == params["LogLevel"]
+        assert env["AMLPROXY_LOG_LEVEL"] == params["LogLevel"]
         assert env["AMLPROXY_SCHEMA"] == params["Schema"]
         assert env["AMLPROXY_CONCURRENCY"] == params["BackendConcurrency"]
-        for name in ("POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE",
-                     "AMLPROXY_METRICS_NAMESPACE"):
-            assert env[name] == "amlproxy"
+        assert env["AMLPROXY_METRICS_NAMESPACE"] == "amlproxy"
     s3_env = _environment(resolver, "S3Function")
     assert s3_env["AMLPROXY_OUTPUT_BUCKET"] == (params["OutputBucketName"]
                                                 or params["InputBucketName"])
@@ -433,3 +430,41 @@ def test_the_example_samconfig_names_valid_consistent_parameters(
     overrides = dict(item.split("=", 1) for item in deploy["parameter_overrides"])
     assert deploy["capabilities"] == "CAPABILITY_IAM"
     assert _broken_rules(sam_template, overrides) == set()  # also validates every value
+
+
+def _variable_readers() -> dict[str, str]:
+    """Every environment variable something reads, with who: amlproxy's settings, and the
+    names that appear in the source of amlproxy or of an installed distribution."""
+    from amlproxy.settings import Settings, env_name
+
+    return {env_name(field): "amlproxy.settings" for field in Settings.model_fields}
+
+
+def _read_by_source(name: str) -> str | None:
+    """The first module (amlproxy's, then an installed package's) whose source names
+    ``name`` as a string literal."""
+    import importlib.util
+    from pathlib import Path
+
+    roots = [Path(importlib.util.find_spec("amlproxy").origin).parent]  # type: ignore[arg-type]
+    roots += [Path(importlib.util.find_spec(p).origin).parent  # type: ignore[arg-type]
+              for p in ("pydantic", "boto3", "botocore")]
+    for root in roots:
+        for source in root.rglob("*.py"):
+            text = source.read_text(errors="replace")
+            if f'"{name}"' in text or f"'{name}'" in text:
+                return str(source)
+    return None
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_every_variable_the_template_sets_is_read_by_the_code(
+    sam_template: dict[str, Any], resolver_for: ResolverFor, scenario: str
+) -> None:
+    """No dead variables: each one is a setting of amlproxy or is read by a library the
+    functions run (pydantic reads PYDANTIC_DISABLE_PLUGINS)."""
+    resolver = resolver_for(sam_template, scenario)
+    readers = _variable_readers()
+    for function in HANDLERS:
+        for name in _environment(resolver, function):
+            assert name in readers or _read_by_source(name), f"{function}: nothing reads {name}"

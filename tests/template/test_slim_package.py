@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import annotated_types
+import pytest
 import typing_extensions
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,3 +56,21 @@ def test_slimmed_package_imports_sourceless_dependencies_and_keeps_amlproxy_sour
     assert files[0].startswith(str(package)) and files[0].endswith(".pyc")
     assert files[1] == str(package / "typing_extensions.pyc")
     assert files[2] == str(package / "amlproxy" / "core" / "schema.py")
+
+
+@pytest.mark.slow
+def test_stage_function_prints_one_line_when_it_succeeds(tmp_path: Path) -> None:
+    """The real staging (arm64 wheels from PyPI): quiet, no pip resolver ERROR."""
+    if shutil.which("python3.11") is None and sys.version_info[:2] != (3, 11):
+        pytest.skip("stage_function.sh needs CPython 3.11")
+    out = tmp_path / "function"
+    env = {**os.environ, "AMLPROXY_STAGE_DIR": str(out)}
+    if sys.version_info[:2] == (3, 11):
+        env["PYTHON"] = sys.executable
+    r = subprocess.run([str(ROOT / "sam" / "stage_function.sh")], env=env, text=True,
+                       capture_output=True, timeout=900)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == ""
+    (line,) = r.stderr.splitlines()
+    assert line.startswith("staged ") and line.endswith(str(out))
+    assert (out / "amlproxy" / "__init__.py").exists()

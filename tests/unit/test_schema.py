@@ -84,7 +84,7 @@ def test_bundled_census_schema(census: Schema) -> None:
         "workclass": 8, "education": 16, "marital-status": 7, "occupation": 14,
         "relationship": 6, "race": 5, "sex": 2, "native-country": 41, "income": 2,
     }  # fmt: skip
-    assert census.attribute("income").categories == (">50K", "<=50K")
+    assert census.attribute("income").categories == ("<=50K", ">50K")  # negative first
     assert census.attribute("age") == Attribute("age", AttributeType.NUMERIC, True, None, 0, 150)
 
 
@@ -437,7 +437,7 @@ def test_json_schema_structure(census: Schema) -> None:
     assert js["properties"]["sex"] == {"type": "string", "enum": ["Female", "Male"]}
     assert js["properties"]["workclass"]["type"] == ["string", "null"]
     assert None in js["properties"]["workclass"]["enum"]
-    assert js["properties"]["income"]["enum"] == [">50K", "<=50K", None]
+    assert js["properties"]["income"]["enum"] == ["<=50K", ">50K", None]
     assert "income" not in js["required"] and "workclass" not in js["required"]
     assert set(js["required"]) == {a.name for a in census.attributes if a.required}
 

@@ -55,3 +55,31 @@ def test_reasons_and_scores_are_stored_as_json(tmp_path):
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT scores, reasons FROM predictions ORDER BY line").fetchall()
     assert rows == [('{">50K":0.8,"<=50K":0.2}', None), (None, '["age: bad"]')]
+
+
+def test_each_run_is_recorded_with_whether_it_completed(tmp_path):
+    db = tmp_path / "out.db"
+    sink = SqliteSink(db)
+    sink.write([outcome(1), outcome(2)])
+    sink.close()
+    sink.write([outcome(1)])
+    sink.abort()
+    with sqlite3.connect(db) as conn:
+        runs = conn.execute("SELECT run_id, source, status, records FROM runs").fetchall()
+        assert runs == [(1, "s3://b/k.csv", "completed", 2), (2, "s3://b/k.csv", "aborted", 1)]
+        assert conn.execute("SELECT line, run_id FROM predictions ORDER BY line").fetchall() \
+            == [(1, 2), (2, 1)]
+
+
+def test_a_database_from_before_runs_were_recorded_is_upgraded(tmp_path):
+    db = tmp_path / "old.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "CREATE TABLE predictions (source TEXT NOT NULL, line INTEGER NOT NULL, "
+            "status TEXT NOT NULL, row_id TEXT, label TEXT, scores TEXT, value REAL, "
+            "backend TEXT, model_id TEXT, latency_ms REAL, attempts INTEGER, reasons TEXT, "
+            "record TEXT, updated_at REAL NOT NULL, PRIMARY KEY (source, line))")
+    sink = SqliteSink(db)
+    sink.write([outcome(1)])
+    sink.close()
+    assert count(db) == [(1, "ok", ">50K")]
