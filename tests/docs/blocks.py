@@ -96,12 +96,16 @@ def fenced_blocks(path: Path) -> list[Block]:
 
 
 def indented_commands(path: Path) -> list[tuple[int, str]]:
-    """Indented (unfenced) code blocks holding a command, as (first line, command): these
-    would escape the test, so they must be fenced blocks."""
+    """Indented (unfenced) code blocks holding a command, and indented fences of a shell
+    language (the runner sees only fences at the start of a line), as (first line,
+    command): these would escape the test, so they must be fenced blocks at column 0."""
     found: list[tuple[int, str]] = []
     fenced, code_start, previous = False, 0, ""
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if _FENCE.match(line.lstrip()):
+        fence = _FENCE.match(line.lstrip())
+        if fence:
+            if line[:1].isspace() and not fenced and fence.group(2) in SHELL_LANGUAGES:
+                found.append((number, line.strip()))
             fenced = not fenced
         elif not fenced and line.startswith("    "):
             opens = not previous.strip() or previous.startswith("#") or code_start
