@@ -30,7 +30,7 @@ from amlproxy.errors import AmlProxyError
 EXIT_OK, EXIT_FAILED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 # What an extra installs, for the one-line error when it is missing.
-EXTRAS = {"moto": "local", "numpy": "train"}
+EXTRAS = {"moto": "local", "yaml": "local", "numpy": "train"}
 
 # command -> (module with build_parser() and main(argv), help)
 DELEGATED: dict[str, tuple[str, str]] = {
@@ -86,8 +86,11 @@ def delegated_main(command: str, argv: Sequence[str]) -> int:
     return code
 
 
-def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = build_parser()
+def parse_args(argv: Sequence[str], parser: argparse.ArgumentParser | None = None
+               ) -> argparse.Namespace:
+    """``argv`` parsed by ``parser`` (default: the ``amlproxy`` parser); an unrecognised
+    argument is reported with the usage of the (sub)command it was given to."""
+    parser = parser if parser is not None else build_parser()
     mark_command_parsers(parser)
     args, extras = parser.parse_known_args(argv)
     if extras:

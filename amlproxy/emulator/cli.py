@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from amlproxy.cli import CommandParser, parse_args
 from amlproxy.emulator.faults import LATENCY_DISTRIBUTIONS, FaultConfig
 from amlproxy.emulator.models import DEFAULT_MODEL, load_models
 from amlproxy.emulator.server import EmulatorServer, serve_until_signalled
@@ -35,11 +36,12 @@ _FAULT_FLAGS: tuple[tuple[str, str, type, str], ...] = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="amlproxy emulator",
         description="SageMaker InvokeEndpoint + Amazon ML Predict emulator with fault injection",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True,
+                                     parser_class=CommandParser)
     serve = commands.add_parser("serve", help="serve the emulated endpoints")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
@@ -65,7 +67,7 @@ def fault_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(sys.argv[1:] if argv is None else argv, build_parser())
     faults = fault_settings(args)
     try:
         FaultConfig().merged(faults)

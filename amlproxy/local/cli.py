@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from amlproxy.cli import CommandParser, parse_args
 from amlproxy.errors import ConfigurationError
 from amlproxy.local.config import DEFAULT_STATE_FILE, REGION, load_config
 
@@ -29,10 +30,11 @@ READY_LINE = "amlproxy local stack is up"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="amlproxy local",
+    parser = CommandParser(prog="amlproxy local",
                                      description="the serverless flow on this machine, "
                                      "without Docker: moto, the endpoint emulator, the local API")
-    commands = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    commands = parser.add_subparsers(dest="action", metavar="ACTION", required=True,
+                                     parser_class=CommandParser)
     up = commands.add_parser("up", help="start the stack (foreground; Ctrl-C stops it)")
     up.add_argument("--config", type=Path, help="TOML file: ports and SAM parameters")
     up.add_argument("--host", help="address to listen on (default 127.0.0.1)")
@@ -82,14 +84,30 @@ def _log_format(value: str) -> str:
 
 
 def main(argv: Sequence[str]) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv, build_parser())
     if args.action == "up":
         return up(args)
     state_file = args.state_file or Path(DEFAULT_STATE_FILE)
     return down(state_file) if args.action == "down" else status(state_file, args.json)
 
 
+def require_local_extra() -> None:
+    """Raises ModuleNotFoundError (the CLI names the extra in one line) when what the
+    ``local`` extra installs is missing: moto runs in a process of its own, so its absence
+    would only show as a server that never starts."""
+    import importlib.util
+
+    for name in ("moto", "yaml"):
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except ValueError:  # in sys.modules as None: blocked
+            found = False
+        if not found:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+
 def up(args: argparse.Namespace) -> int:
+    require_local_extra()
     from amlproxy.local.stack import LocalDeployment
 
     config = load_config(args.config, host=args.host, api_port=args.api_port,
