@@ -432,12 +432,18 @@ def test_the_example_samconfig_names_valid_consistent_parameters(
     assert _broken_rules(sam_template, overrides) == set()  # also validates every value
 
 
+# Read by the Lambda service itself, not by code in the package: the runtime's bootstrap
+# runs AWS_LAMBDA_EXEC_WRAPPER (the ADOT layer's /opt/otel-instrument) around the handler.
+LAMBDA_SERVICE_VARIABLES = {"AWS_LAMBDA_EXEC_WRAPPER": "the Lambda runtime (wrapper scripts)"}
+
+
 def _variable_readers() -> dict[str, str]:
     """Every environment variable something reads, with who: amlproxy's settings, and the
     names that appear in the source of amlproxy or of an installed distribution."""
     from amlproxy.settings import Settings, env_name
 
-    return {env_name(field): "amlproxy.settings" for field in Settings.model_fields}
+    readers = {env_name(field): "amlproxy.settings" for field in Settings.model_fields}
+    return {**readers, **LAMBDA_SERVICE_VARIABLES}
 
 
 def _read_by_source(name: str) -> str | None:
