@@ -13,8 +13,9 @@ which aborts the multipart upload, so no parts linger either. If the process die
 before it can abort (a Lambda timeout), the parts stay invisible until the bucket's
 ``AbortIncompleteMultipartUpload`` lifecycle rule removes them: the bucket should have one.
 
-botocore's "standard" retry mode (3 attempts) retries each S3 call; there is no retry
-loop of ours here, so the two cannot multiply.
+Each S3 call runs under the one :class:`~amlproxy.core.retry.RetryPolicy` (throttling,
+5xx, connection trouble and timeouts are retried; botocore makes one attempt per call),
+and no call starts after the invocation's deadline.
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from amlproxy.core.outcome import Outcome
+from amlproxy.core.retry import RetryPolicy, explain
 from amlproxy.core.writers import RejectWriter, ResultWriter
-from amlproxy.errors import ConfigurationError, SinkError
+from amlproxy.errors import ConfigurationError, RetriesExhaustedError, SinkError
+from amlproxy.sinks._aws import aws_policy, one_attempt_config
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -81,11 +83,8 @@ def output_key(
 
 
 def default_client() -> S3Client:
-    """An S3 client with botocore's standard retries (see the module docstring)."""
-    config = Config(
-        retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=60
-    )
-    return boto3.client("s3", config=config)
+    """An S3 client that makes one attempt per call (the policy retries)."""
+    return boto3.client("s3", config=one_attempt_config(connect_timeout=5, read_timeout=60))
 
 
 class S3Sink:
@@ -95,6 +94,8 @@ class S3Sink:
     ``key`` should come from :func:`output_key`. ``part_size`` (at least 5 MiB) bounds
     the memory used: beyond it the object goes up as a multipart upload. ``write_empty``
     decides whether a run that produced no rows still writes its (empty) object.
+    ``client`` should make one attempt per call (:func:`default_client` does);
+    ``retry_policy`` gives the attempts, delays and deadline of every call.
     :meth:`close` commits the object, :meth:`abort` discards it; the sink can then be
     written again (a new run, the same key).
     """
@@ -111,6 +112,7 @@ class S3Sink:
         labels: Sequence[str] | None = None,
         include_record: bool = False,
         write_empty: bool = True,
+        retry_policy: RetryPolicy | None = None,
     ) -> None:
         if not bucket or not key:
             raise ConfigurationError("S3Sink needs a bucket and a key")
@@ -131,6 +133,7 @@ class S3Sink:
         self.name = f"{kind}:s3://{bucket}/{key}"
         self.count = 0  # rows of the current (or last) run
         self._client = client if client is not None else default_client()
+        self._policy = aws_policy(retry_policy)
         self._buffer = io.BytesIO()
         self._writer: ResultWriter | RejectWriter | None = None
         self._upload_id: str | None = None
@@ -285,9 +288,11 @@ class S3Sink:
 
     def _call(self, action: str, call: Callable[[], T]) -> T:
         try:
-            return call()
-        except (ClientError, BotoCoreError) as exc:
-            raise SinkError(f"cannot {action} s3://{self.bucket}/{self.key}: {exc}") from exc
+            return self._policy.run(call)
+        except (ClientError, BotoCoreError, RetriesExhaustedError) as exc:
+            raise SinkError(
+                f"cannot {action} s3://{self.bucket}/{self.key}: {explain(exc)}"
+            ) from exc
 
     def _abort_quietly(self) -> None:
         try:

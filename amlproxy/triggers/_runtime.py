@@ -100,8 +100,8 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
         {"function": function, "trigger": "none"},
         enabled=settings.metrics,
     )
-    clients = AwsClients(settings)
     deadline = Deadline()
+    clients = AwsClients(settings, deadline=deadline)
     shared = build_shared_sinks(settings, clients)
     pipeline = build_pipeline(settings, shared, deadline=deadline, tracer=tracer, metrics=metrics)
     runtime = Runtime(settings, pipeline, deadline, clients, tracer, metrics)
