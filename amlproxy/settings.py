@@ -91,7 +91,9 @@ class Settings(BaseModel):
     )
 
     concurrency: int = Field(32, ge=1, le=1024, description="calls in flight per process")
-    max_attempts: int = Field(5, ge=1, le=20, description="calls per record, retries included")
+    max_attempts: int = Field(
+        5, ge=1, le=20, description="calls per record (and per sink or AWS call), retries included"
+    )
     retry_base_delay_s: float = Field(0.05, gt=0, description="first backoff (full jitter)")
     retry_max_delay_s: float = Field(5.0, gt=0, description="backoff cap")
     deadline_margin_s: float = Field(
