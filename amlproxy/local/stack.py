@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from amlproxy.errors import ConfigurationError
-from amlproxy.local.api_server import ApiServerThread, LocalApi
+from amlproxy.local.api_server import ApiServerThread, LocalApi, api_limits
 from amlproxy.local.config import REGION, StackConfig
 from amlproxy.local.pollers import (
     QueuePoller,
@@ -116,7 +116,8 @@ class LocalDeployment:
         self._pool = ThreadPoolExecutor(config.workers, thread_name_prefix="amlproxy-api")
         app = LocalApi(api.handler, self._pool, runtime.schema,
                        EXAMPLE_RECORDS.get(runtime.schema.name))
-        self._api = ApiServerThread(app, config.host, config.api_port)
+        limits = api_limits(runtime.settings.api_max_body_bytes)
+        self._api = ApiServerThread(app, config.host, config.api_port, limits=limits)
         api_url = self._api.start()
         self.endpoints = {"api": api_url, "aws": moto_url, "emulator": emulator_url}
 
