@@ -27,6 +27,7 @@ from amlproxy.errors import RetriesExhaustedError, SinkError, SinkWriteError
 from amlproxy.settings import Settings
 from amlproxy.sinks import dynamodb, s3
 from amlproxy.sinks._aws import aws_retryable
+from tests.fixtures.threads import serving_forever
 
 SOURCE = "s3://in/census.csv"
 
@@ -75,14 +76,8 @@ def service() -> Iterator[FailingService]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     found.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving_forever(server):
         yield found
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def settings_for(service: FailingService, **extra: Any) -> Settings:

@@ -28,6 +28,7 @@ from amlproxy.core.retry import Deadline, RetryPolicy
 from amlproxy.errors import ConfigurationError, FieldError, SinkError, SinkWriteError
 from amlproxy.sinks._webhook import message_id
 from amlproxy.sinks.callback import CallbackSink, verify
+from tests.fixtures.threads import serving_forever
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 OLD_SECRET = "whsec_dGhlIHByZXZpb3VzIHNlY3JldCwgMzIgYnl0ZXMh"
@@ -222,7 +223,9 @@ class Receiver:
             return self.script.pop(0) if self.script else (204, {})
 
 
-def _start_receiver(pki: Pki) -> tuple[Receiver, ThreadingHTTPServer, threading.Thread]:
+@contextmanager
+def receiving(pki: Pki) -> Iterator[Receiver]:
+    """A local HTTPS webhook receiver on 127.0.0.1 (the test CA), for the block's length."""
     receiver = Receiver()
 
     class Handler(BaseHTTPRequestHandler):
@@ -248,20 +251,14 @@ def _start_receiver(pki: Pki) -> tuple[Receiver, ThreadingHTTPServer, threading.
     server.daemon_threads = True
     server.socket = context.wrap_socket(server.socket, server_side=True)
     receiver.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    return receiver, server, thread
+    with serving_forever(server):
+        yield receiver
 
 
 @pytest.fixture
 def receiver(pki: Pki) -> Iterator[Receiver]:
-    found, server, thread = _start_receiver(pki)
-    try:
+    with receiving(pki) as found:
         yield found
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 # ------------------------------------------------------------------ helpers
@@ -440,16 +437,11 @@ def test_client_errors_are_not_retried(receiver: Receiver, pki: Pki, status: int
 
 
 def test_redirects_are_not_followed(receiver: Receiver, pki: Pki) -> None:
-    elsewhere, server, thread = _start_receiver(pki)
-    try:
+    with receiving(pki) as elsewhere:
         receiver.script = [(307, {"location": elsewhere.url})]
         with pytest.raises(SinkWriteError, match="redirects are not followed"):
             sink_for(receiver, pki).write([ok(1)])
         assert len(receiver.requests) == 1 and elsewhere.requests == []
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def test_receiver_down_gives_bounded_retries_then_a_clear_failure(pki: Pki) -> None:

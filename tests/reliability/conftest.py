@@ -20,8 +20,8 @@ from tests.functional.test_sink_callback import (  # noqa: F401  (pki is a fixtu
     SECRET,
     Pki,
     Receiver,
-    _start_receiver,
     pki,
+    receiving,
 )
 
 BUCKET = "amlproxy-rel"
@@ -117,13 +117,8 @@ class Deliveries:
 
 @pytest.fixture
 def callback(pki: Pki) -> Iterator[Deliveries]:  # noqa: F811
-    receiver, server, thread = _start_receiver(pki)
-    try:
+    with receiving(pki) as receiver:
         yield Deliveries(receiver)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def add_callback_sink(deliveries: Deliveries, pki: Pki, **options: Any) -> CallbackSink:  # noqa: F811
