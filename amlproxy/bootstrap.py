@@ -139,16 +139,20 @@ class AwsClients:
     path-style addressing).
 
     botocore makes one attempt per call: the callers run each call under
-    :attr:`retry_policy` (the settings' attempts and delays, the invocation's ``deadline``,
-    botocore errors classified by :func:`amlproxy.sinks._aws.aws_retryable`)."""
+    :attr:`retry_policy`: the settings' attempts and delays, botocore errors classified by
+    :func:`amlproxy.sinks._aws.aws_retryable`, and the invocation's ``deadline`` moved half
+    of its margin later (:meth:`Deadline.into_margin`): the pipeline stops scoring at the
+    deadline, then the sinks write what it scored; no sink call starts after that."""
 
     def __init__(self, settings: Settings, *, deadline: Deadline | None = None) -> None:
-        from amlproxy.sinks._aws import aws_policy
-
         self.endpoint_url = settings.aws_endpoint_url
         # botocore reads AWS_DEFAULT_REGION only; Lambda also sets AWS_REGION
         self.region = settings.region or os.environ.get("AWS_REGION") or None
-        self.retry_policy = aws_policy(build_retry_policy(settings, deadline))
+        # the sinks write what was scored until half the deadline's margin is gone
+        sinks_deadline = deadline.into_margin(0.5) if deadline is not None else None
+        self.retry_policy = build_retry_policy(settings, sinks_deadline).with_retryable(
+            _aws_retryable
+        )
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -185,6 +189,14 @@ class AwsClients:
             )
         except NoRegionError as exc:
             raise ConfigurationError(f"no AWS region configured for {service}: {exc}") from exc
+
+
+def _aws_retryable(error: BaseException) -> bool:
+    """:func:`amlproxy.sinks._aws.aws_retryable`, imported when a call first fails (the
+    local backend's cold start imports no botocore)."""
+    from amlproxy.sinks._aws import aws_retryable
+
+    return aws_retryable(error)
 
 
 def callback_secrets(settings: Settings, clients: AwsClients) -> list[str]:

@@ -90,11 +90,12 @@ class Deadline:
     :meth:`set_from_lambda_context`; ``Deadline()`` alone never expires.
     """
 
-    __slots__ = ("_at", "clock")
+    __slots__ = ("_at", "_margin", "clock")
 
     def __init__(self, at: float | None = None, *, clock: Callable[[], float] = time.monotonic):
         self.clock = clock
         self._at = at
+        self._margin = 0.0  # how long before the hard end (the Lambda timeout) it is
 
     @property
     def at(self) -> float | None:
@@ -104,6 +105,7 @@ class Deadline:
     def set_remaining(self, seconds: float | None, *, margin_s: float = 0.0) -> None:
         """Expire ``seconds - margin_s`` from now; None removes the deadline."""
         self._at = None if seconds is None else self.clock() + seconds - margin_s
+        self._margin = margin_s
 
     def set_from_lambda_context(self, context: Any, *, margin_s: float = 5.0) -> None:
         """Expire ``margin_s`` before the Lambda invocation times out.
@@ -119,22 +121,49 @@ class Deadline:
 
     def remaining(self) -> float | None:
         """Seconds left (negative once expired), None without a deadline."""
-        at = self._at
+        at = self.at
         return None if at is None else at - self.clock()
 
     def expired(self) -> bool:
-        at = self._at
+        at = self.at
         return at is not None and self.clock() >= at
 
     def capped(self, seconds: float) -> Deadline:
         """A new deadline ``seconds`` from now, or this one if it comes first (a bound on
         one piece of work, such as a callback delivery, inside the invocation's deadline)."""
         end = self.clock() + seconds
-        at = self._at
+        at = self.at
         return Deadline(end if at is None else min(at, end), clock=self.clock)
+
+    def into_margin(self, share: float) -> Deadline:
+        """A live view of this deadline, ``share`` (0..1) of its margin later: when the
+        pipeline stops scoring at this deadline, the sinks may still write what was scored
+        until the view expires; the rest of the margin is left for ending the run."""
+        return _IntoMargin(self, share)
 
     def __repr__(self) -> str:
         return f"Deadline(remaining={self.remaining()!r})"
+
+
+class _IntoMargin(Deadline):
+    """See :meth:`Deadline.into_margin`; follows every reset of the deadline it views."""
+
+    __slots__ = ("_base", "_share")
+
+    def __init__(self, base: Deadline, share: float) -> None:
+        super().__init__(clock=base.clock)
+        self._base = base
+        self._share = share
+
+    @property
+    def at(self) -> float | None:
+        base = self._base
+        self.clock = base.clock  # (tests replace a deadline's clock)
+        at = base.at
+        return None if at is None else at + base._margin * self._share
+
+    def set_remaining(self, seconds: float | None, *, margin_s: float = 0.0) -> None:
+        raise TypeError("a view of another deadline: reset that one")
 
 
 @dataclass

@@ -18,7 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from amlproxy.backends._aws import map_botocore_error
-from amlproxy.core.retry import RetryPolicy
+from amlproxy.core.retry import Deadline, RetryPolicy
 from amlproxy.errors import ConfigurationError
 
 # botocore's standard retry mode: ThrottledRetryableChecker and TransientRetryableChecker
@@ -78,22 +78,26 @@ class RetryingClient:
     run the policy themselves. Paginators make one attempt per page.
 
     The client should make one attempt per call (:func:`one_attempt_config`). Errors are
-    the client's own, with the policy's note when it gave up; a deadline that passed before
-    the call raises :class:`~amlproxy.errors.RetriesExhaustedError`.
+    the client's own, with the policy's note when it gave up. The calls are bounded by the
+    attempt cap, not by the invocation's deadline, unless ``deadline`` is given: the
+    triggers make them to start or to wrap up a piece of work (read an object, save a
+    checkpoint, store an idempotent answer), which the margin before the timeout is for.
     """
 
-    def __init__(self, client: Any, policy: RetryPolicy) -> None:
+    def __init__(self, client: Any, policy: RetryPolicy, deadline: Deadline | None = None
+                 ) -> None:
         self.client = client
         self.policy = policy
+        self.deadline = deadline if deadline is not None else Deadline()
         self._operations = frozenset(client.meta.method_to_api_mapping)
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self.client, name)
         if name not in self._operations:
             return attribute
-        policy = self.policy
+        policy, deadline = self.policy, self.deadline
 
         def operation(*args: Any, **kwargs: Any) -> Any:
-            return policy.run(lambda: attribute(*args, **kwargs))
+            return policy.run(lambda: attribute(*args, **kwargs), deadline=deadline)
 
         return operation

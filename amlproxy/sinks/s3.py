@@ -14,8 +14,10 @@ before it can abort (a Lambda timeout), the parts stay invisible until the bucke
 ``AbortIncompleteMultipartUpload`` lifecycle rule removes them: the bucket should have one.
 
 Each S3 call runs under the one :class:`~amlproxy.core.retry.RetryPolicy` (throttling,
-5xx, connection trouble and timeouts are retried; botocore makes one attempt per call),
-and no call starts after the invocation's deadline.
+5xx, connection trouble and timeouts are retried; botocore makes one attempt per call).
+The parts a run uploads while it writes stop at the invocation's deadline; what ends a
+run (the commit of a run the pipeline finished, an abort, a suspend) runs in the margin
+the deadline leaves before the timeout, bounded by the attempt cap only.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from amlproxy.core.outcome import Outcome
-from amlproxy.core.retry import RetryPolicy, explain
+from amlproxy.core.retry import Deadline, RetryPolicy, explain
 from amlproxy.core.writers import RejectWriter, ResultWriter
 from amlproxy.errors import ConfigurationError, RetriesExhaustedError, SinkError
 from amlproxy.sinks._aws import aws_policy, one_attempt_config
@@ -45,6 +47,8 @@ MiB = 1024 * 1024
 MIN_PART_SIZE = 5 * MiB  # S3's minimum for every part but the last
 MAX_PART_SIZE = 5 * 1024 * MiB
 DEFAULT_PART_SIZE = 8 * MiB
+
+_WRAP_UP = Deadline()  # never expires: ending a run happens in the deadline's margin
 
 S3Format = Literal["jsonl", "csv"]
 S3Kind = Literal["results", "rejects"]
@@ -146,7 +150,7 @@ class S3Sink:
         writer = self._writer or self._open()
         self.count += writer.write(outcomes)
         if self._buffer.tell() >= self.part_size:
-            self._upload_part()
+            self._upload_part(during_run=True)
 
     def close(self) -> None:
         """Commits the object: one PutObject, or the last part and CompleteMultipartUpload."""
@@ -251,8 +255,9 @@ class S3Sink:
         )
         return self._writer
 
-    def _upload_part(self) -> None:
-        """Sends the buffer as the next part (starting the multipart upload if needed)."""
+    def _upload_part(self, *, during_run: bool = False) -> None:
+        """Sends the buffer as the next part (starting the multipart upload if needed);
+        ``during_run``: a write's, which the deadline stops."""
         try:
             if self._upload_id is None:
                 created = self._call(
@@ -260,6 +265,7 @@ class S3Sink:
                     lambda: self._client.create_multipart_upload(
                         Bucket=self.bucket, Key=self.key, ContentType=CONTENT_TYPES[self.format]
                     ),
+                    during_run=during_run,
                 )
                 self._upload_id = created["UploadId"]
             number = len(self._parts) + 1
@@ -273,6 +279,7 @@ class S3Sink:
                     PartNumber=number,
                     Body=body,
                 ),
+                during_run=during_run,
             )
         except BaseException as exc:
             self._abort_quietly()
@@ -286,9 +293,9 @@ class S3Sink:
         self._buffer.seek(0)
         self._buffer.truncate()
 
-    def _call(self, action: str, call: Callable[[], T]) -> T:
+    def _call(self, action: str, call: Callable[[], T], *, during_run: bool = False) -> T:
         try:
-            return self._policy.run(call)
+            return self._policy.run(call, deadline=None if during_run else _WRAP_UP)
         except (ClientError, BotoCoreError, RetriesExhaustedError) as exc:
             raise SinkError(
                 f"cannot {action} s3://{self.bucket}/{self.key}: {explain(exc)}"

@@ -26,7 +26,7 @@ from amlproxy.core.retry import Deadline, RetryPolicy
 from amlproxy.errors import RetriesExhaustedError, SinkError, SinkWriteError
 from amlproxy.settings import Settings
 from amlproxy.sinks import dynamodb, s3
-from amlproxy.sinks._aws import aws_retryable
+from amlproxy.sinks._aws import RetryingClient, aws_retryable
 from tests.fixtures.threads import serving_forever
 
 SOURCE = "s3://in/census.csv"
@@ -68,7 +68,7 @@ def service() -> Iterator[FailingService]:
             self.end_headers()
             self.wfile.write(body)
 
-        do_GET = do_PUT = do_POST = do_HEAD = _any
+        do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _any
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
@@ -188,9 +188,31 @@ def test_the_retrying_client_runs_each_operation_under_the_policy(
         s3_client.get_object(Bucket="b", Key="k")
     assert len(service.requests) == 4  # a 403 is not retried
     clients.retry_policy.deadline.set_remaining(0.0)
-    with pytest.raises(RetriesExhaustedError):
+    with pytest.raises(ClientError):  # the triggers' calls wrap up work: past the deadline too
         s3_client.get_object(Bucket="b", Key="k")
-    assert len(service.requests) == 4
+    assert len(service.requests) == 5
+    bounded = RetryingClient(clients.client("s3"), clients.retry_policy,
+                             clients.retry_policy.deadline)
+    with pytest.raises(RetriesExhaustedError):
+        bounded.get_object(Bucket="b", Key="k")
+    assert len(service.requests) == 5
+
+
+def test_the_s3_sink_stops_uploading_parts_at_the_deadline_but_ends_the_run(
+    service: FailingService,
+) -> None:
+    """A part the run writes is not sent after the deadline; the abort that ends the run
+    still is (it runs in the margin before the timeout)."""
+    service.status, service.code = 500, "InternalError"
+    deadline = Deadline()
+    deadline.set_remaining(0.0)
+    clients = AwsClients(settings_for(service), deadline=deadline)
+    sink = s3.S3Sink("b", "out.jsonl", client=clients.client("s3"), part_size=s3.MIN_PART_SIZE,
+                     retry_policy=clients.retry_policy)
+    sink._upload_id = "an-upload"  # a multipart upload the run started before the deadline
+    with pytest.raises(SinkError, match="deadline passed before the first attempt"):
+        sink.write([ok(n) for n in range(1, 40_001)])  # over 5 MiB: a part is due
+    assert service.requests == ["rest"] * 3  # no UploadPart: AbortMultipartUpload, 3 tries
 
 
 def test_retries_are_bounded_by_the_deadline_not_only_the_cap(service: FailingService) -> None:

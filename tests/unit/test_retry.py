@@ -297,3 +297,21 @@ def test_capped_keeps_an_earlier_deadline() -> None:
     assert deadline.capped(10.0).remaining() == pytest.approx(2.0)
     assert deadline.capped(0.5).remaining() == pytest.approx(0.5)
     assert deadline.remaining() == pytest.approx(2.0)
+
+
+def test_into_margin_follows_the_deadline_it_views() -> None:
+    clock = FakeClock()
+    deadline = Deadline(clock=clock)
+    sinks = deadline.into_margin(0.5)
+    assert sinks.remaining() is None and not sinks.expired()
+    deadline.set_remaining(30.0, margin_s=10.0)  # the work stops 20 s from now
+    assert deadline.remaining() == pytest.approx(20.0)
+    assert sinks.remaining() == pytest.approx(25.0)  # half the margin later
+    clock.now += 22.0
+    assert deadline.expired() and not sinks.expired()
+    clock.now += 3.0
+    assert sinks.expired()
+    deadline.set_remaining(None)  # the next invocation resets the deadline: the view follows
+    assert not sinks.expired()
+    with pytest.raises(TypeError):
+        sinks.set_remaining(1.0)
