@@ -180,15 +180,25 @@ class AwsClients:
     """The boto3 clients of the triggers and sinks: each made once, on first use (the local
     backend needs no boto3), from the session the backends' clients come from.
     ``AMLPROXY_AWS_ENDPOINT_URL`` points them all at moto or LocalStack (S3 then uses
-    path-style addressing). Calls are retried by botocore's "standard" mode
-    (3 attempts): the sinks rely on it for throttling and 5xx answers."""
+    path-style addressing).
 
-    def __init__(self, settings: Settings, *, instrument: Callable[[Any], None] | None = None
-                 ) -> None:
+    botocore makes one attempt per call: the callers run each call under
+    :attr:`retry_policy`: the settings' attempts and delays, botocore errors classified by
+    :func:`amlproxy.sinks._aws.aws_retryable`, and the invocation's ``deadline`` moved half
+    of its margin later (:meth:`Deadline.into_margin`): the pipeline stops scoring at the
+    deadline, then the sinks write what it scored; no sink call starts after that."""
+
+    def __init__(self, settings: Settings, *, deadline: Deadline | None = None,
+                 instrument: Callable[[Any], None] | None = None) -> None:
         self.endpoint_url = settings.aws_endpoint_url
         self._instrument = instrument  # the tracer's hook, applied to each client made
         # botocore reads AWS_DEFAULT_REGION only; Lambda also sets AWS_REGION
         self.region = settings.region or os.environ.get("AWS_REGION") or None
+        # the sinks write what was scored until half the deadline's margin is gone
+        sinks_deadline = deadline.into_margin(0.5) if deadline is not None else None
+        self.retry_policy = build_retry_policy(settings, sinks_deadline).with_retryable(
+            _aws_retryable
+        )
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -202,29 +212,40 @@ class AwsClients:
                 self._clients[service] = self._make(service)
             return self._clients[service]
 
+    def retrying(self, service: str) -> Any:
+        """The client of ``service``, each of its operations run under :attr:`retry_policy`
+        (see :class:`amlproxy.sinks._aws.RetryingClient`)."""
+        from amlproxy.sinks._aws import RetryingClient
+
+        return RetryingClient(self.client(service), self.retry_policy)
+
     def _make(self, service: str) -> Any:
-        from botocore.config import Config
         from botocore.exceptions import NoRegionError
 
-        options: dict[str, Any] = {
-            "retries": {"mode": "standard", "max_attempts": 3},
-            "connect_timeout": 5,
-            "read_timeout": 60,
-        }
+        from amlproxy.backends._aws import create_client  # the backends' session
+        from amlproxy.sinks._aws import one_attempt_config
+
+        options: dict[str, Any] = {"connect_timeout": 5, "read_timeout": 60}
         if service == "s3" and self.endpoint_url:
             options["s3"] = {"addressing_style": "path"}
-        from amlproxy.backends._aws import create_client  # the backends' session
-
         try:
             client = create_client(
                 service, region=self.region, endpoint_url=self.endpoint_url,
-                config=Config(**options),
+                config=one_attempt_config(**options),
             )
         except NoRegionError as exc:
             raise ConfigurationError(f"no AWS region configured for {service}: {exc}") from exc
         if self._instrument is not None:
             self._instrument(client)
         return client
+
+
+def _aws_retryable(error: BaseException) -> bool:
+    """:func:`amlproxy.sinks._aws.aws_retryable`, imported when a call first fails (the
+    local backend's cold start imports no botocore)."""
+    from amlproxy.sinks._aws import aws_retryable
+
+    return aws_retryable(error)
 
 
 def callback_secrets(settings: Settings, clients: AwsClients) -> list[str]:
@@ -237,11 +258,13 @@ def callback_secrets(settings: Settings, clients: AwsClients) -> list[str]:
         raise ConfigurationError("the callback sink needs AMLPROXY_CALLBACK_SECRET_ARN")
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from amlproxy.errors import RetriesExhaustedError
+
     try:
-        answer = clients.client("secretsmanager").get_secret_value(
+        answer = clients.retrying("secretsmanager").get_secret_value(
             SecretId=settings.callback_secret_arn
         )
-    except (ClientError, BotoCoreError) as exc:
+    except (ClientError, BotoCoreError, RetriesExhaustedError) as exc:
         raise ConfigurationError(
             f"AMLPROXY_CALLBACK_SECRET_ARN: cannot read {settings.callback_secret_arn}: {exc}"
         ) from exc
@@ -277,6 +300,7 @@ def build_shared_sinks(
                 client=clients.client("dynamodb"),
                 statuses=settings.dynamodb_statuses,
                 ttl_days=settings.dynamodb_ttl_days,
+                retry_policy=clients.retry_policy,
             )
         )
     if "callback" in names:
@@ -284,7 +308,12 @@ def build_shared_sinks(
 
         assert settings.callback_url is not None  # checked by Settings
         sinks.append(
-            CallbackSink(settings.callback_url, secrets=callback_secrets(settings, clients),
-                         trace_headers=tracer.inject if tracer is not None else None)
+            CallbackSink(
+                settings.callback_url,
+                secrets=callback_secrets(settings, clients),
+                retry_policy=clients.retry_policy,
+                allowed_ports=settings.callback_ports,
+                trace_headers=tracer.inject if tracer is not None else None,
+            )
         )
     return sinks

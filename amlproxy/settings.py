@@ -91,7 +91,9 @@ class Settings(BaseModel):
     )
 
     concurrency: int = Field(32, ge=1, le=1024, description="calls in flight per process")
-    max_attempts: int = Field(5, ge=1, le=20, description="calls per record, retries included")
+    max_attempts: int = Field(
+        5, ge=1, le=20, description="calls per record (and per sink or AWS call), retries included"
+    )
     retry_base_delay_s: float = Field(0.05, gt=0, description="first backoff (full jitter)")
     retry_max_delay_s: float = Field(5.0, gt=0, description="backoff cap")
     deadline_margin_s: float = Field(
@@ -133,6 +135,10 @@ class Settings(BaseModel):
     callback_secret: SecretStr | None = Field(
         None, description="the callback signing secret itself (local use; prefer the ARN)"
     )
+    callback_ports: tuple[Annotated[int, Field(ge=1, le=65535)], ...] = Field(
+        (443,), description="ports a callback URL may name; others are refused, like private "
+        "addresses",
+    )
     raise_on_failed: bool = Field(
         True, description="S3/SNS triggers: raise after the event when records failed, so "
         "that Lambda retries it (outputs are keyed: a retry overwrites, adds nothing)",
@@ -171,6 +177,13 @@ class Settings(BaseModel):
         if isinstance(value, str):
             items = tuple(v.strip().lower() for v in value.split(",") if v.strip())
             return items if items or value.strip() else None
+        return value
+
+    @field_validator("callback_ports", mode="before")
+    @classmethod
+    def _port_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(v.strip() for v in value.split(",") if v.strip())
         return value
 
     @field_validator("labels", mode="before")
@@ -328,7 +341,7 @@ def describe_settings() -> list[SettingDoc]:
     for name, info in Settings.model_fields.items():
         default = info.default
         if isinstance(default, tuple):
-            default = ",".join(default)
+            default = ",".join(str(item) for item in default)
         shown = "" if default is None else str(default).lower() if default in (True, False) \
             else str(default)
         rows.append(SettingDoc(env_name(name), _type_name(info.annotation), shown,

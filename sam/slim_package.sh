@@ -2,8 +2,8 @@
 # Slims and precompiles a staged Lambda package in place (sam/stage_function.sh calls it;
 # bench/coldstart.py measures a package made with it).
 #
-# 1. Leaves out what no handler imports: amlproxy's local tools (emulator, local),
-#    pydantic's bundled v1 API (pydantic v2 touches it only for v1-style classes, which
+# 1. Leaves out what no handler imports: amlproxy's local tools (emulator, local) and
+#    their HTTP parser (httptools), pydantic's bundled v1 API (pydantic v2 touches it only for v1-style classes, which
 #    amlproxy does not use), console scripts, C sources and type stubs.
 # 2. Compiles every module once for the running CPython (it must be the function's
 #    runtime, 3.11). Lambda's code directory is read-only, so without .pyc files every cold
@@ -21,7 +21,7 @@ dir=${1:?usage: slim_package.sh DIR}
 python=${PYTHON:-python3}
 
 rm -rf "$dir"/amlproxy/emulator "$dir"/amlproxy/local "$dir"/pydantic/v1 "$dir"/bin \
-    "$dir"/*-stubs
+    "$dir"/*-stubs "$dir"/httptools "$dir"/httptools-*.dist-info
 find "$dir" \( -name '*.c' -o -name '*.pyi' \) -type f -delete
 find "$dir" -name '__pycache__' -type d -prune -exec rm -rf {} +
 find "$dir" -name '*.pyc' -type f -delete

@@ -1,18 +1,31 @@
 """The one retry layer of amlproxy: exponential backoff with full jitter, an attempt cap
 and a deadline, on top of tenacity.
 
-Every backend wraps each endpoint call in :meth:`RetryPolicy.call`. botocore's own retries
-are switched off with ``retries={"total_max_attempts": 1}`` (botocore's ``max_attempts``
-counts retries: ``{"max_attempts": 1}`` would still make two calls), so a record is never
-attempted more often than :attr:`RetryPolicy.max_attempts`.
+Every backend wraps each endpoint call in :meth:`RetryPolicy.call`, and so do the sinks and
+the triggers' AWS calls (DynamoDB unprocessed items, S3 parts, callback deliveries). botocore's
+own retries are switched off with ``retries={"total_max_attempts": 1}`` (botocore's
+``max_attempts`` counts retries: ``{"max_attempts": 1}`` would still make two calls), so a
+call is never attempted more often than :attr:`RetryPolicy.max_attempts`.
 
-- :class:`~amlproxy.errors.RetryableBackendError` (throttling, 5xx, connection trouble) is
-  retried after a sleep drawn uniformly from ``[0, min(max_delay_s, base_delay_s * 2**n))``
-  ("full jitter"), ``n`` being the number of failed attempts so far minus one;
-- any other :class:`~amlproxy.errors.BackendError` is raised at once, with ``attempts`` set;
+What is worth another attempt is decided once, by the policy's ``retryable`` predicate:
+:class:`~amlproxy.errors.RetryableBackendError` (throttling, 5xx, connection trouble) by
+default; the adapters that call AWS or an HTTP receiver pass their own classification (the
+core imports no SDK). Then:
+
+- a retryable error is retried after a sleep drawn uniformly from
+  ``[0, min(max_delay_s, base_delay_s * 2**n))`` ("full jitter"), ``n`` being the number of
+  failed attempts so far minus one. An error that carries a ``retry_after_s`` hint (a
+  receiver's ``Retry-After``) waits at least that long, but never more than ``max_delay_s``;
 - when the cap is reached, or when the next sleep would end past the deadline, the policy
-  raises :class:`~amlproxy.errors.RetriesExhaustedError` (``why`` = ``"max attempts"`` or
-  ``"deadline"``) carrying the last error and the number of attempts.
+  gives up: a :class:`~amlproxy.errors.BackendError` becomes
+  :class:`~amlproxy.errors.RetriesExhaustedError` (``why`` = ``"max attempts"`` or
+  ``"deadline"``) carrying the last error and the number of attempts; any other error is
+  re-raised as it was, with a note (``add_note``) saying how many attempts were made and why
+  the policy stopped (:func:`gave_up_note` reads it back);
+- a non-retryable :class:`~amlproxy.errors.BackendError` is raised at once, with
+  ``attempts`` set; other non-retryable errors propagate untouched;
+- a deadline that passed before the first attempt raises :class:`RetriesExhaustedError`
+  with ``attempts=0`` and makes no call at all.
 """
 
 from __future__ import annotations
@@ -20,10 +33,10 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from tenacity import RetryCallState, Retrying, retry_if_exception_type
+from tenacity import RetryCallState, Retrying, retry_if_exception
 
 from amlproxy.errors import (
     BackendError,
@@ -36,6 +49,38 @@ T = TypeVar("T")
 
 WHY_MAX_ATTEMPTS = "max attempts"
 WHY_DEADLINE = "deadline"
+_NOTE_PREFIX = "amlproxy retry: "
+
+Retryable = Callable[[BaseException], bool]
+"""``retryable(error)``: whether another attempt may cure ``error``."""
+
+
+def retryable_backend_error(error: BaseException) -> bool:
+    """The default classification: :class:`RetryableBackendError` and its subclasses."""
+    return isinstance(error, RetryableBackendError)
+
+
+def gave_up_note(error: BaseException) -> str | None:
+    """What the policy noted on a non-backend error it gave up on ("gave up after 3
+    attempt(s): max attempts"), None if it did not."""
+    for note in getattr(error, "__notes__", ()):
+        if isinstance(note, str) and note.startswith(_NOTE_PREFIX):
+            return note.removeprefix(_NOTE_PREFIX)
+    return None
+
+
+def stopped_by_deadline(error: BaseException) -> bool:
+    """Whether the policy gave up on ``error`` because of the deadline."""
+    if isinstance(error, RetriesExhaustedError):
+        return error.why == WHY_DEADLINE
+    note = gave_up_note(error)
+    return note is not None and note.endswith(f": {WHY_DEADLINE}")
+
+
+def explain(error: BaseException) -> str:
+    """``str(error)``, followed by the policy's note in parentheses when it gave up on it."""
+    note = gave_up_note(error)
+    return f"{error} ({note})" if note else str(error)
 
 
 class Deadline:
@@ -45,11 +90,12 @@ class Deadline:
     :meth:`set_from_lambda_context`; ``Deadline()`` alone never expires.
     """
 
-    __slots__ = ("_at", "clock")
+    __slots__ = ("_at", "_margin", "clock")
 
     def __init__(self, at: float | None = None, *, clock: Callable[[], float] = time.monotonic):
         self.clock = clock
         self._at = at
+        self._margin = 0.0  # how long before the hard end (the Lambda timeout) it is
 
     @property
     def at(self) -> float | None:
@@ -59,6 +105,7 @@ class Deadline:
     def set_remaining(self, seconds: float | None, *, margin_s: float = 0.0) -> None:
         """Expire ``seconds - margin_s`` from now; None removes the deadline."""
         self._at = None if seconds is None else self.clock() + seconds - margin_s
+        self._margin = margin_s
 
     def set_from_lambda_context(self, context: Any, *, margin_s: float = 5.0) -> None:
         """Expire ``margin_s`` before the Lambda invocation times out.
@@ -74,23 +121,59 @@ class Deadline:
 
     def remaining(self) -> float | None:
         """Seconds left (negative once expired), None without a deadline."""
-        at = self._at
+        at = self.at
         return None if at is None else at - self.clock()
 
     def expired(self) -> bool:
-        at = self._at
+        at = self.at
         return at is not None and self.clock() >= at
+
+    def capped(self, seconds: float) -> Deadline:
+        """A new deadline ``seconds`` from now, or this one if it comes first (a bound on
+        one piece of work, such as a callback delivery, inside the invocation's deadline)."""
+        end = self.clock() + seconds
+        at = self.at
+        return Deadline(end if at is None else min(at, end), clock=self.clock)
+
+    def into_margin(self, share: float) -> Deadline:
+        """A live view of this deadline, ``share`` (0..1) of its margin later: when the
+        pipeline stops scoring at this deadline, the sinks may still write what was scored
+        until the view expires; the rest of the margin is left for ending the run."""
+        return _IntoMargin(self, share)
 
     def __repr__(self) -> str:
         return f"Deadline(remaining={self.remaining()!r})"
 
 
+class _IntoMargin(Deadline):
+    """See :meth:`Deadline.into_margin`; follows every reset of the deadline it views."""
+
+    __slots__ = ("_base", "_share")
+
+    def __init__(self, base: Deadline, share: float) -> None:
+        super().__init__(clock=base.clock)
+        self._base = base
+        self._share = share
+
+    @property
+    def at(self) -> float | None:
+        base = self._base
+        self.clock = base.clock  # (tests replace a deadline's clock)
+        at = base.at
+        return None if at is None else at + base._margin * self._share
+
+    def set_remaining(self, seconds: float | None, *, margin_s: float = 0.0) -> None:
+        raise TypeError("a view of another deadline: reset that one")
+
+
 @dataclass
 class RetryPolicy:
-    """How often and how patiently a backend call is retried. Thread-safe: one policy
-    serves every worker thread of a backend.
+    """How often and how patiently a call is retried. Thread-safe: one policy serves every
+    worker thread of a backend.
 
-    ``sleep`` is injectable for tests; ``seed`` makes the jitter reproducible.
+    ``retryable`` classifies errors (see the module docstring); :meth:`with_retryable`
+    makes a policy that shares everything else, the deadline included. ``sleep`` is
+    injectable for tests; ``seed`` makes the jitter reproducible.
     """
 
     max_attempts: int = 5
@@ -99,6 +182,7 @@ class RetryPolicy:
     deadline: Deadline = field(default_factory=Deadline)
     seed: int | None = None
     sleep: Callable[[float], None] = time.sleep
+    retryable: Retryable = retryable_backend_error
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -110,23 +194,31 @@ class RetryPolicy:
             sleep=self.sleep,
             stop=self._should_stop,
             wait=self._backoff,
-            retry=retry_if_exception_type(RetryableBackendError),
+            retry=retry_if_exception(self.retryable),
             retry_error_callback=self._give_up,
         )
+
+    def with_retryable(self, retryable: Retryable) -> RetryPolicy:
+        """The same policy (attempts, delays, the same deadline object) classifying errors
+        with ``retryable``."""
+        return replace(self, retryable=retryable)
 
     def backoff_bound(self, failures: int) -> float:
         """The upper bound of the sleep after ``failures`` failed attempts (>= 1)."""
         return min(self.max_delay_s, self.base_delay_s * 2.0 ** (failures - 1))
 
-    def call(self, fn: Callable[[], T]) -> tuple[T, int]:
-        """Run ``fn`` until it returns, retrying :class:`RetryableBackendError`.
+    def call(self, fn: Callable[[], T], *, deadline: Deadline | None = None) -> tuple[T, int]:
+        """Run ``fn`` until it returns, retrying what :attr:`retryable` accepts.
 
         Returns ``(result, attempts)``. Raises the non-retryable
         :class:`~amlproxy.errors.BackendError` itself, or :class:`RetriesExhaustedError`;
-        both carry ``attempts``. Exceptions that are not backend errors (bugs) propagate
-        untouched after one attempt. Not re-entrant: ``fn`` must not call this policy.
+        both carry ``attempts``. Other errors propagate untouched when not retryable, or
+        with a note when the policy gave up on them (see the module docstring).
+        ``deadline`` replaces the policy's own for this call (see :meth:`Deadline.capped`).
+        Not re-entrant: ``fn`` must not call this policy.
         """
-        if self.deadline.expired():
+        deadline = self.deadline if deadline is None else deadline
+        if deadline.expired():
             before = BackendError(
                 "the deadline passed before the first attempt", code="DeadlineExceeded", attempts=0
             )
@@ -138,8 +230,11 @@ class RetryPolicy:
             attempts += 1
             return fn()
 
+        retrying = self._retrying
+        if deadline is not self.deadline:
+            retrying = retrying.copy(stop=lambda state: self._should_stop(state, deadline))
         try:
-            result: T = self._retrying(attempt)
+            result: T = retrying(attempt)
         except RetriesExhaustedError:
             raise
         except BackendError as exc:
@@ -147,23 +242,35 @@ class RetryPolicy:
             raise
         return result, attempts
 
+    def run(self, fn: Callable[[], T], *, deadline: Deadline | None = None) -> T:
+        """:meth:`call` without the attempt count."""
+        return self.call(fn, deadline=deadline)[0]
+
     # ------------------------------------------------------------ tenacity hooks
 
     def _backoff(self, state: RetryCallState) -> float:
-        return self._rng.uniform(0.0, self.backoff_bound(state.attempt_number))
+        delay = self._rng.uniform(0.0, self.backoff_bound(state.attempt_number))
+        outcome = state.outcome
+        hint = getattr(outcome.exception(), "retry_after_s", None) if outcome else None
+        if isinstance(hint, int | float) and hint > delay:
+            delay = min(float(hint), self.max_delay_s)  # honoured up to the cap
+        return delay
 
-    def _should_stop(self, state: RetryCallState) -> bool:
+    def _should_stop(self, state: RetryCallState, deadline: Deadline | None = None) -> bool:
         if state.attempt_number >= self.max_attempts:
             return True
-        remaining = self.deadline.remaining()
+        remaining = (deadline or self.deadline).remaining()
         return remaining is not None and remaining <= state.upcoming_sleep
 
     def _give_up(self, state: RetryCallState) -> Any:
         outcome = state.outcome
         assert outcome is not None
         last = outcome.exception()
-        assert isinstance(last, BackendError)
+        assert last is not None
         attempts = state.attempt_number
-        last.attempts = attempts
         why = WHY_MAX_ATTEMPTS if attempts >= self.max_attempts else WHY_DEADLINE
+        if not isinstance(last, BackendError):
+            last.add_note(f"{_NOTE_PREFIX}gave up after {attempts} attempt(s): {why}")
+            raise last
+        last.attempts = attempts
         raise RetriesExhaustedError(last, attempts=attempts, why=why) from last

@@ -14,6 +14,7 @@ from typing import Any
 
 from amlproxy.cli import CommandParser, parse_args
 from amlproxy.emulator.faults import LATENCY_DISTRIBUTIONS, FaultConfig
+from amlproxy.emulator.httpserve import add_limit_flags, limits_from
 from amlproxy.emulator.models import DEFAULT_MODEL, load_models
 from amlproxy.emulator.server import EmulatorServer, serve_until_signalled
 from amlproxy.errors import ConfigurationError
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--latency-dist", choices=LATENCY_DISTRIBUTIONS, default=None)
     for flag, key, kind, text in _FAULT_FLAGS:
         serve.add_argument(flag, dest=key, type=kind, default=None, help=text)
+    add_limit_flags(serve)
     return parser
 
 
@@ -72,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         FaultConfig().merged(faults)
         models = load_models(args.model)
-        server = EmulatorServer(models, args.host, args.port)
+        server = EmulatorServer(models, args.host, args.port, limits=limits_from(args))
         if args.fault_target != "*" and args.fault_target not in models:
             raise ConfigurationError(f"--fault-target {args.fault_target!r} is not served")
     except (ConfigurationError, ValueError) as exc:

@@ -21,7 +21,8 @@ from typing import Any
 from amlproxy.emulator.admin import PREFIX as ADMIN_PREFIX
 from amlproxy.emulator.admin import AdminApi
 from amlproxy.emulator.aml import AmlApi
-from amlproxy.emulator.httpcore import HttpConnection, Request, Response
+from amlproxy.emulator.httpcore import Request, Response
+from amlproxy.emulator.httpserve import HttpLimits, HttpServer
 from amlproxy.emulator.models import load_models, serve_models
 from amlproxy.emulator.replies import json_reply
 from amlproxy.emulator.sagemaker import SageMakerApi
@@ -57,17 +58,25 @@ class EmulatorApp:
 
 
 class EmulatorServer:
-    """An emulator bound to ``host:port`` (0: a free port) on the running event loop."""
+    """An emulator bound to ``host:port`` (0: a free port) on the running event loop.
+
+    ``limits`` bound its connections (:class:`HttpLimits`: 8 MiB bodies by default, above
+    SageMaker's 6 MB so that the emulator answers an oversized payload as the service does).
+    """
 
     def __init__(
-        self, models: Mapping[str, LogisticModel], host: str = "127.0.0.1", port: int = 0
+        self,
+        models: Mapping[str, LogisticModel],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        limits: HttpLimits | None = None,
     ) -> None:
         self.state = EmulatorState(serve_models(models))
         self.app = EmulatorApp(self.state)
         self.host = host
         self.port = port
-        self._connections: set[HttpConnection] = set()
-        self._server: asyncio.Server | None = None
+        self.http = HttpServer(self.app, limits)
 
     @property
     def url(self) -> str:
@@ -75,29 +84,14 @@ class EmulatorServer:
 
     async def start(self) -> str:
         """Listen; return the URL (with the real port)."""
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: HttpConnection(self.app, self._connections),
-            self.host,
-            self.port,
-            reuse_address=True,
-            backlog=1024,
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
+        self.port = await self.http.start(self.host, self.port)
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.state.url = f"http://{host}:{self.port}"
         return self.state.url
 
     async def close(self) -> None:
         """Stop listening and close every connection (pending delayed answers are dropped)."""
-        if self._server is None:
-            return
-        self._server.close()
-        for connection in list(self._connections):
-            connection.close()
-        await self._server.wait_closed()
-        self._server = None
-        await asyncio.sleep(0)  # let the transports finish closing
+        await self.http.close()
 
 
 async def serve_until_signalled(
@@ -160,13 +154,15 @@ def start_in_thread(
     faults: Mapping[str, Any] | None = None,
     fault_target: str = ALL_TARGETS,
     timeout: float = 10.0,
+    limits: HttpLimits | None = None,
 ) -> EmulatorHandle:
     """Start an emulator on a daemon thread; returns once it listens.
 
     ``models`` defaults to the bundled census-income model; ``faults`` (FaultConfig keys)
     are applied to ``fault_target`` before the first request.
     """
-    server = EmulatorServer(models if models is not None else load_models(), host, port)
+    server = EmulatorServer(models if models is not None else load_models(), host, port,
+                            limits=limits)
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     failure: list[BaseException] = []

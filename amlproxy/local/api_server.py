@@ -1,10 +1,12 @@
 """The local API: HTTP requests -> API Gateway HTTP API (payload 2.0) events -> the API
 function, invoked synchronously on the local Lambda service -> HTTP responses.
 
-It runs on the emulator's asyncio HTTP/1.1 core (keep-alive, TCP_NODELAY, many
-connections on one event loop); each invocation waits for its worker on a thread pool and
-the connection answers when it is done. ``GET /`` (and ``/playground``) serves the
-playground page instead of invoking the function, as a separate static route would.
+It runs on the emulator's asyncio HTTP/1.1 core (llhttp's parser, keep-alive, TCP_NODELAY,
+many connections on one event loop, with idle, head and body timeouts, a body cap and a
+connection cap: :class:`~amlproxy.emulator.httpserve.HttpLimits`); each invocation waits
+for its worker on a thread pool and the connection answers when it is done. ``GET /``
+(and ``/playground``) serves the playground page instead of invoking the function, as a
+separate static route would.
 
 What API Gateway answers when the function does not: 500 ``Internal Server Error`` for a
 function error, a crash or an init error; 504 ``Endpoint request timed out`` when the
@@ -26,7 +28,8 @@ from typing import Any
 import orjson
 
 from amlproxy.core.schema import Schema
-from amlproxy.emulator.httpcore import HttpConnection, Request, Response
+from amlproxy.emulator.httpcore import App, Request, Response
+from amlproxy.emulator.httpserve import HttpLimits, HttpServer
 from amlproxy.local.events import http_api_event
 from amlproxy.local.playground import playground_page
 from amlproxy.local.runtime_api import Outcome
@@ -83,16 +86,26 @@ def http_response(result: Any) -> Response:
     return Response(int(result["statusCode"]), raw, headers)
 
 
-class ApiServerThread:
-    """The local API on its own event loop thread; :meth:`stop` closes it."""
+def api_limits(max_body_bytes: int = 1_048_576) -> HttpLimits:
+    """The local API's limits: the defaults, and the API's body cap
+    (``AMLPROXY_API_MAX_BODY_BYTES``) as the most a connection buffers."""
+    return HttpLimits(max_body_bytes=max_body_bytes)
 
-    def __init__(self, app: LocalApi, host: str, port: int) -> None:
+
+class ApiServerThread:
+    """The local API on its own event loop thread; :meth:`stop` closes it.
+
+    ``limits`` (:func:`api_limits` by default: a 1 MiB body cap) bound what clients can
+    hold; the server's own refusals are API Gateway's ``{"message": ...}`` answers.
+    """
+
+    def __init__(self, app: App, host: str, port: int,
+                 limits: HttpLimits | None = None) -> None:
         self.app = app
         self.host = host
         self.port = port
+        self.http = HttpServer(app, limits or api_limits())
         self._loop = asyncio.new_event_loop()
-        self._connections: set[HttpConnection] = set()
-        self._server: asyncio.Server | None = None
         self._thread = threading.Thread(target=self._run, name="amlproxy-local-api",
                                         daemon=True)
         self._ready = threading.Event()
@@ -114,10 +127,7 @@ class ApiServerThread:
         loop = self._loop
         asyncio.set_event_loop(loop)
         try:
-            self._server = loop.run_until_complete(loop.create_server(
-                lambda: HttpConnection(self.app, self._connections),
-                self.host, self.port, reuse_address=True, backlog=1024))
-            self.port = self._server.sockets[0].getsockname()[1]
+            self.port = loop.run_until_complete(self.http.start(self.host, self.port))
         except BaseException as exc:
             self._failure = exc
             self._ready.set()
@@ -127,10 +137,7 @@ class ApiServerThread:
         try:
             loop.run_forever()
         finally:
-            self._server.close()
-            for connection in list(self._connections):
-                connection.close()
-            loop.run_until_complete(self._server.wait_closed())
+            loop.run_until_complete(self.http.close())
             loop.close()
 
     def stop(self, timeout: float = 10.0) -> None:

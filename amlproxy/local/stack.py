@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from amlproxy.errors import ConfigurationError
-from amlproxy.local.api_server import ApiServerThread, LocalApi
+from amlproxy.local.api_server import ApiServerThread, LocalApi, api_limits
 from amlproxy.local.config import REGION, StackConfig
 from amlproxy.local.event_sources import NotificationSource, QueuePoller, SqsEventSource
 from amlproxy.local.functions import FunctionSpec, read_functions
@@ -126,7 +126,8 @@ class LocalDeployment:
             self._pool = ThreadPoolExecutor(config.workers, thread_name_prefix="amlproxy-api")
             app = LocalApi(lambda event: service.invoke(API_FUNCTION, event, wait_s=api_timeout),
                            self._pool, schema, EXAMPLE_RECORDS.get(schema.name))
-            self._api = ApiServerThread(app, config.host, config.api_port)
+            limits = api_limits(int(config.param("ApiMaxBodyBytes")))
+            self._api = ApiServerThread(app, config.host, config.api_port, limits=limits)
             self.endpoints = {"api": self._api.start(), **self.endpoints}
 
     def _start_sources(self, service: LambdaService, moto_url: str) -> None:

@@ -4,7 +4,8 @@ A callback URL comes from configuration that users control, so the sink must not
 a way to reach the Lambda's own network: the instance metadata service
 (169.254.169.254), VPC hosts, localhost. :func:`resolve_target` therefore
 
-- accepts ``https`` only, with no credentials in the URL;
+- accepts ``https`` only, with no credentials in the URL, to an allowed port (443 unless
+  the caller allows others: ``AMLPROXY_CALLBACK_PORTS``);
 - reads every spelling of an IP literal the way the C library would (``2130706433``,
   ``0177.0.0.1``, ``0x7f.1``, ``[::ffff:127.0.0.1]``) instead of trusting that a string
   which is not dotted-quad must be a name;
@@ -18,7 +19,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -28,7 +29,11 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Sequence[str]]
 """``resolver(host, port)`` -> the IP addresses (as text) of ``host``."""
 
+DEFAULT_PORTS: tuple[int, ...] = (443,)
 _SHARED = ipaddress.IPv4Network("100.64.0.0/10")  # carrier-grade NAT (RFC 6598)
+# IETF protocol assignments (RFC 6890), all of it: Python only calls parts of it private
+# (none before 3.12.4), and 192.0.0.192 is the instance metadata address of some clouds
+_IETF_PROTOCOL = ipaddress.IPv4Network("192.0.0.0/24")
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # embeds an IPv4 address (RFC 6052)
 _NUMERIC_PART = re.compile(r"(?:0[xX][0-9a-fA-F]*|[0-9]+)\Z")
 
@@ -50,12 +55,15 @@ def system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-def check_url(url: str, *, allow_private: bool = False) -> Target:
+def check_url(
+    url: str, *, allow_private: bool = False, ports: Collection[int] | None = DEFAULT_PORTS
+) -> Target:
     """Checks ``url`` without any lookup; raises ConfigurationError if it is refused.
 
     For an IP literal the returned ``addresses`` hold it; for a name they are empty (see
-    :func:`resolve_target`). ``allow_private=True`` lifts the address checks (local
-    receivers in tests and development); it never lifts the https requirement.
+    :func:`resolve_target`). ``ports`` are the ports the URL may name (None: any).
+    ``allow_private=True`` lifts the address checks (local receivers in tests and
+    development); it never lifts the https, credentials and port requirements.
     """
     try:
         parts = urlsplit(url)
@@ -68,6 +76,12 @@ def check_url(url: str, *, allow_private: bool = False) -> Target:
         raise ConfigurationError("callback URL must not carry credentials")
     if not host:
         raise ConfigurationError("callback URL has no host")
+    if ports is not None and port not in ports:
+        allowed = ", ".join(str(p) for p in sorted(ports)) or "none"
+        raise ConfigurationError(
+            f"callback URL port {port} is not allowed (allowed: {allowed}; "
+            "AMLPROXY_CALLBACK_PORTS allows others)"
+        )
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     literal = ip_literal(host, bracketed=parts.netloc.rpartition("@")[2].startswith("["))
     if literal is not None:
@@ -81,14 +95,18 @@ def check_url(url: str, *, allow_private: bool = False) -> Target:
 
 
 def resolve_target(
-    url: str, *, resolver: Resolver | None = None, allow_private: bool = False
+    url: str,
+    *,
+    resolver: Resolver | None = None,
+    allow_private: bool = False,
+    ports: Collection[int] | None = DEFAULT_PORTS,
 ) -> Target:
     """:func:`check_url`, then resolves a name and checks every address it gets.
 
     Raises ConfigurationError if the URL or any resolved address is refused; lets
     ``OSError`` (``socket.gaierror``) from the resolver through.
     """
-    target = check_url(url, allow_private=allow_private)
+    target = check_url(url, allow_private=allow_private, ports=ports)
     if target.addresses:
         return target
     host, port = target.host, target.port
@@ -154,6 +172,7 @@ def forbidden_reason(address: IPAddress) -> str | None:
         ("private", address.is_private),
         ("reserved", address.is_reserved),
         ("shared address space", address.version == 4 and address in _SHARED),
+        ("an IETF protocol assignment", address.version == 4 and address in _IETF_PROTOCOL),
         ("not globally routable", not address.is_global),
     )
     return next((reason for reason, hit in checks if hit), None)

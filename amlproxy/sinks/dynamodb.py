@@ -14,31 +14,32 @@ input rewrites the same items and adds none. Each item also carries ``key``
 ``value``, ``backend``, ``model_id``, ``latency_ms``, ``attempts``, ``reasons`` (rejected
 and failed outcomes) and ``scored_at`` (ISO-8601 UTC time of the write).
 
-Writes go through ``BatchWriteItem`` in chunks of 25. Items DynamoDB returns as
-``UnprocessedItems`` are retried with exponential backoff and jitter, up to
-``max_attempts`` calls per chunk. Call-level failures (throttling, 5xx, connection
-trouble) are retried by botocore's "standard" retry mode, which knows DynamoDB's error
-codes; our loop only handles what botocore cannot see, the partial success of a 200 answer.
-Whatever still cannot be written is reported by :class:`SinkWriteError` with the keys of
-exactly those outcomes, after every other chunk of the call was written.
+Writes go through ``BatchWriteItem`` in chunks of 25, each chunk under the one
+:class:`~amlproxy.core.retry.RetryPolicy` (botocore makes one attempt per call): a call
+that fails with throttling, a 5xx or connection trouble is retried, and so is the partial
+success of a 200 answer, whose ``UnprocessedItems`` are sent again (only those). The
+policy's attempt cap counts every ``BatchWriteItem`` call of a chunk, and no call starts
+after the invocation's deadline. Whatever still cannot be written is reported by
+:class:`SinkWriteError` with the keys of exactly those outcomes; once the deadline has
+passed, the remaining chunks are reported without being tried.
 """
 
 from __future__ import annotations
 
 import math
-import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from amlproxy.core.outcome import Outcome, StatusFilter, parse_statuses
-from amlproxy.errors import ConfigurationError, SinkWriteError
+from amlproxy.core.retry import RetryPolicy, gave_up_note, stopped_by_deadline
+from amlproxy.errors import ConfigurationError, RetriesExhaustedError, SinkError, SinkWriteError
+from amlproxy.sinks._aws import aws_retryable, one_attempt_config
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -51,6 +52,13 @@ TTL_ATTRIBUTE = "expires_at"
 _MIN_MAGNITUDE = 1e-130  # DynamoDB numbers: magnitude 1E-130 .. 9.99E+125
 _MAX_MAGNITUDE = 9.99e125
 
+
+class _Unprocessed(SinkError):
+    """A ``BatchWriteItem`` answer handed items back; internal, retried by the policy."""
+
+
+def _retryable(error: BaseException) -> bool:
+    return isinstance(error, _Unprocessed) or aws_retryable(error)
 
 
 def table_definition(table_name: str) -> dict[str, Any]:
@@ -73,11 +81,8 @@ def table_definition(table_name: str) -> dict[str, Any]:
 
 
 def default_client() -> DynamoDBClient:
-    """A DynamoDB client with botocore's standard retries (see the module docstring)."""
-    config = Config(
-        retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=10
-    )
-    return boto3.client("dynamodb", config=config)
+    """A DynamoDB client that makes one attempt per call (the policy retries)."""
+    return boto3.client("dynamodb", config=one_attempt_config(connect_timeout=5, read_timeout=10))
 
 
 class DynamoDbSink:
@@ -86,7 +91,9 @@ class DynamoDbSink:
     ``statuses`` picks what is kept: ``("ok",)`` by default (a results table), ``"all"``
     for a table holding the latest fate of every record, or e.g. ``("rejected", "failed")``.
     ``ttl_days`` adds the ``expires_at`` TTL attribute. ``client`` is a low-level boto3
-    DynamoDB client (one is created otherwise); create the sink once per cold start.
+    DynamoDB client that makes one attempt per call (:func:`default_client` otherwise);
+    ``retry_policy`` gives the attempts, delays and deadline (the sink brings its own
+    classification of errors). Create the sink once per cold start.
 
     ``write`` is synchronous: when it returns, the outcomes are stored. If some could not
     be, it raises :class:`SinkWriteError` naming their keys (all others were written).
@@ -99,26 +106,18 @@ class DynamoDbSink:
         client: DynamoDBClient | None = None,
         statuses: StatusFilter = ("ok",),
         ttl_days: float | None = None,
-        max_attempts: int = 8,
-        backoff_base_s: float = 0.05,
-        backoff_cap_s: float = 5.0,
-        sleep: Callable[[float], None] = time.sleep,
+        retry_policy: RetryPolicy | None = None,
     ) -> None:
         if not table_name:
             raise ConfigurationError("DynamoDbSink needs a table name")
-        if max_attempts < 1:
-            raise ConfigurationError("max_attempts must be at least 1")
         if ttl_days is not None and ttl_days <= 0:
             raise ConfigurationError("ttl_days must be positive")
         self.table_name = table_name
         self.name = f"dynamodb:{table_name}"
         self.statuses = parse_statuses(statuses, who="DynamoDbSink")
         self.ttl_days = ttl_days
-        self.max_attempts = max_attempts
-        self.backoff_base_s = backoff_base_s
-        self.backoff_cap_s = backoff_cap_s
+        self.retry_policy = (retry_policy or RetryPolicy()).with_retryable(_retryable)
         self.count = 0  # items written by this sink
-        self._sleep = sleep
         self._client = client if client is not None else default_client()
 
     def write(self, outcomes: Sequence[Outcome]) -> None:
@@ -128,21 +127,18 @@ class DynamoDbSink:
         requests: list[WriteRequestUnionTypeDef] = [{"PutRequest": {"Item": i}} for i in items]
         unwritten: list[str] = []
         written = 0
+        reason = ""
         for start in range(0, len(requests), BATCH_LIMIT):
             chunk = requests[start : start + BATCH_LIMIT]
-            try:
-                left = self._write_chunk(chunk)
-            except (ClientError, BotoCoreError) as exc:
-                unwritten.extend(_key_of(r) for r in requests[start:])
-                self.count += written
-                raise SinkWriteError(
-                    self.name, f"BatchWriteItem failed: {exc}", unwritten, written=written
-                ) from exc
+            left, why, stop = self._write_chunk(chunk)
             written += len(chunk) - len(left)
             unwritten.extend(_key_of(r) for r in left)
+            reason = why or reason
+            if stop:  # the call itself failed, or the deadline came: the rest is not tried
+                unwritten.extend(_key_of(r) for r in requests[start + BATCH_LIMIT :])
+                break
         self.count += written
         if unwritten:
-            reason = f"still unprocessed after {self.max_attempts} BatchWriteItem attempt(s)"
             raise SinkWriteError(self.name, reason, unwritten, written=written)
 
     def close(self) -> None:
@@ -168,21 +164,29 @@ class DynamoDbSink:
                 by_key[(outcome.source, outcome.line)] = item_of(outcome, scored_at, expires)
         return list(by_key.values())
 
-    def _write_chunk(self, chunk: list[WriteRequestUnionTypeDef]) -> list[Any]:
-        """Writes one chunk, retrying unprocessed items; returns what is still left."""
+    def _write_chunk(
+        self, chunk: list[WriteRequestUnionTypeDef]
+    ) -> tuple[list[Any], str, bool]:
+        """Writes one chunk under the policy. Returns what is left, why, and whether the
+        other chunks should not be tried (a failed call, the deadline)."""
         pending: list[Any] = chunk
-        for attempt in range(1, self.max_attempts + 1):
+
+        def attempt() -> None:
+            nonlocal pending
             answer = self._client.batch_write_item(RequestItems={self.table_name: pending})
             pending = list(answer.get("UnprocessedItems", {}).get(self.table_name, []))
-            if not pending or attempt == self.max_attempts:
-                break
-            self._sleep(self._backoff(attempt))
-        return pending
+            if pending:
+                raise _Unprocessed(f"{len(pending)} item(s) still unprocessed")
 
-    def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with "equal jitter": half fixed, half random."""
-        ceiling = min(self.backoff_cap_s, self.backoff_base_s * (1 << (attempt - 1)))
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
+        try:
+            self.retry_policy.run(attempt)
+        except (_Unprocessed, ClientError, BotoCoreError) as exc:
+            note = gave_up_note(exc) or "not retried"
+            stop = not isinstance(exc, _Unprocessed) or stopped_by_deadline(exc)
+            return pending, f"BatchWriteItem: {exc} ({note})", stop
+        except RetriesExhaustedError as exc:  # the deadline passed before the first call
+            return pending, f"BatchWriteItem not attempted: {exc}", True
+        return [], "", False
 
 
 def item_of(outcome: Outcome, scored_at: str, expires_at: str | None = None) -> Item:

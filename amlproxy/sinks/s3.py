@@ -13,8 +13,11 @@ which aborts the multipart upload, so no parts linger either. If the process die
 before it can abort (a Lambda timeout), the parts stay invisible until the bucket's
 ``AbortIncompleteMultipartUpload`` lifecycle rule removes them: the bucket should have one.
 
-botocore's "standard" retry mode (3 attempts) retries each S3 call; there is no retry
-loop of ours here, so the two cannot multiply.
+Each S3 call runs under the one :class:`~amlproxy.core.retry.RetryPolicy` (throttling,
+5xx, connection trouble and timeouts are retried; botocore makes one attempt per call).
+The parts a run uploads while it writes stop at the invocation's deadline; what ends a
+run (the commit of a run the pipeline finished, an abort, a suspend) runs in the margin
+the deadline leaves before the timeout, bounded by the attempt cap only.
 """
 
 from __future__ import annotations
@@ -25,12 +28,13 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from amlproxy.core.outcome import Outcome
+from amlproxy.core.retry import Deadline, RetryPolicy, explain
 from amlproxy.core.writers import RejectWriter, ResultWriter
-from amlproxy.errors import ConfigurationError, SinkError
+from amlproxy.errors import ConfigurationError, RetriesExhaustedError, SinkError
+from amlproxy.sinks._aws import aws_policy, one_attempt_config
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -43,6 +47,8 @@ MiB = 1024 * 1024
 MIN_PART_SIZE = 5 * MiB  # S3's minimum for every part but the last
 MAX_PART_SIZE = 5 * 1024 * MiB
 DEFAULT_PART_SIZE = 8 * MiB
+
+_WRAP_UP = Deadline()  # never expires: ending a run happens in the deadline's margin
 
 S3Format = Literal["jsonl", "csv"]
 S3Kind = Literal["results", "rejects"]
@@ -81,11 +87,8 @@ def output_key(
 
 
 def default_client() -> S3Client:
-    """An S3 client with botocore's standard retries (see the module docstring)."""
-    config = Config(
-        retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=60
-    )
-    return boto3.client("s3", config=config)
+    """An S3 client that makes one attempt per call (the policy retries)."""
+    return boto3.client("s3", config=one_attempt_config(connect_timeout=5, read_timeout=60))
 
 
 class S3Sink:
@@ -95,6 +98,8 @@ class S3Sink:
     ``key`` should come from :func:`output_key`. ``part_size`` (at least 5 MiB) bounds
     the memory used: beyond it the object goes up as a multipart upload. ``write_empty``
     decides whether a run that produced no rows still writes its (empty) object.
+    ``client`` should make one attempt per call (:func:`default_client` does);
+    ``retry_policy`` gives the attempts, delays and deadline of every call.
     :meth:`close` commits the object, :meth:`abort` discards it; the sink can then be
     written again (a new run, the same key).
     """
@@ -111,6 +116,7 @@ class S3Sink:
         labels: Sequence[str] | None = None,
         include_record: bool = False,
         write_empty: bool = True,
+        retry_policy: RetryPolicy | None = None,
     ) -> None:
         if not bucket or not key:
             raise ConfigurationError("S3Sink needs a bucket and a key")
@@ -131,6 +137,7 @@ class S3Sink:
         self.name = f"{kind}:s3://{bucket}/{key}"
         self.count = 0  # rows of the current (or last) run
         self._client = client if client is not None else default_client()
+        self._policy = aws_policy(retry_policy)
         self._buffer = io.BytesIO()
         self._writer: ResultWriter | RejectWriter | None = None
         self._upload_id: str | None = None
@@ -143,7 +150,7 @@ class S3Sink:
         writer = self._writer or self._open()
         self.count += writer.write(outcomes)
         if self._buffer.tell() >= self.part_size:
-            self._upload_part()
+            self._upload_part(during_run=True)
 
     def close(self) -> None:
         """Commits the object: one PutObject, or the last part and CompleteMultipartUpload."""
@@ -248,8 +255,9 @@ class S3Sink:
         )
         return self._writer
 
-    def _upload_part(self) -> None:
-        """Sends the buffer as the next part (starting the multipart upload if needed)."""
+    def _upload_part(self, *, during_run: bool = False) -> None:
+        """Sends the buffer as the next part (starting the multipart upload if needed);
+        ``during_run``: a write's, which the deadline stops."""
         try:
             if self._upload_id is None:
                 created = self._call(
@@ -257,6 +265,7 @@ class S3Sink:
                     lambda: self._client.create_multipart_upload(
                         Bucket=self.bucket, Key=self.key, ContentType=CONTENT_TYPES[self.format]
                     ),
+                    during_run=during_run,
                 )
                 self._upload_id = created["UploadId"]
             number = len(self._parts) + 1
@@ -270,6 +279,7 @@ class S3Sink:
                     PartNumber=number,
                     Body=body,
                 ),
+                during_run=during_run,
             )
         except BaseException as exc:
             self._abort_quietly()
@@ -283,11 +293,13 @@ class S3Sink:
         self._buffer.seek(0)
         self._buffer.truncate()
 
-    def _call(self, action: str, call: Callable[[], T]) -> T:
+    def _call(self, action: str, call: Callable[[], T], *, during_run: bool = False) -> T:
         try:
-            return call()
-        except (ClientError, BotoCoreError) as exc:
-            raise SinkError(f"cannot {action} s3://{self.bucket}/{self.key}: {exc}") from exc
+            return self._policy.run(call, deadline=None if during_run else _WRAP_UP)
+        except (ClientError, BotoCoreError, RetriesExhaustedError) as exc:
+            raise SinkError(
+                f"cannot {action} s3://{self.bucket}/{self.key}: {explain(exc)}"
+            ) from exc
 
     def _abort_quietly(self) -> None:
         try:

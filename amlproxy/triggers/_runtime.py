@@ -101,8 +101,8 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
         {"function": function, "trigger": "none"},
         enabled=settings.metrics,
     )
-    clients = AwsClients(settings, instrument=tracer.instrument_client)
     deadline = Deadline()
+    clients = AwsClients(settings, deadline=deadline, instrument=tracer.instrument_client)
     shared = build_shared_sinks(settings, clients, tracer)
     pipeline = build_pipeline(settings, shared, deadline=deadline, tracer=tracer, metrics=metrics)
     runtime = Runtime(settings, pipeline, deadline, clients, tracer, metrics)

@@ -27,7 +27,7 @@ from amlproxy.core.pipeline import abort_quietly
 from amlproxy.core.ports import Sink
 from amlproxy.core.readers import detect_format, read_records
 from amlproxy.core.report import Report
-from amlproxy.errors import InputError, SinkError
+from amlproxy.errors import InputError, RetriesExhaustedError, SinkError
 from amlproxy.observability.instrument import traced_input
 from amlproxy.triggers._checkpoints import Checkpoint, CheckpointStore, counts_of
 from amlproxy.triggers._runtime import Runtime
@@ -92,7 +92,7 @@ def score_object(runtime: Runtime, ref: ObjectRef, *, require_input_prefix: bool
         return _skipped(runtime, summary, str(exc))
     from botocore.exceptions import BotoCoreError, ClientError
 
-    s3 = runtime.clients.client("s3")
+    s3 = runtime.clients.retrying("s3")
     request: dict[str, Any] = {"Bucket": ref.bucket, "Key": ref.key}
     if ref.version_id:
         request["VersionId"] = ref.version_id
@@ -107,7 +107,7 @@ def score_object(runtime: Runtime, ref: ObjectRef, *, require_input_prefix: bool
         if code in ("PreconditionFailed", "412"):
             return _skipped(runtime, summary, "the object was replaced since the event")
         return _error(runtime, summary, f"cannot read the object: {exc}")
-    except BotoCoreError as exc:
+    except (BotoCoreError, RetriesExhaustedError) as exc:
         return _error(runtime, summary, f"cannot read the object: {exc}")
     etag = str(answer.get("ETag") or ref.etag or "").strip('"') or None
     output = _outputs(runtime, ref, ref.version_id or etag)
@@ -170,10 +170,10 @@ def s3_output_sinks(runtime: Runtime, bucket: str, stem: str, version: str | Non
     from amlproxy.sinks.s3 import S3Sink
 
     results_key, rejects_key = output_keys(runtime, stem, version)
-    client = runtime.clients.client("s3")
+    client, policy = runtime.clients.client("s3"), runtime.clients.retry_policy
     sinks = [
-        S3Sink(bucket, results_key, kind="results", client=client),
-        S3Sink(bucket, rejects_key, kind="rejects", client=client),
+        S3Sink(bucket, results_key, kind="results", client=client, retry_policy=policy),
+        S3Sink(bucket, rejects_key, kind="rejects", client=client, retry_policy=policy),
     ]
     uris = {"results": f"s3://{bucket}/{results_key}", "rejects": f"s3://{bucket}/{rejects_key}"}
     return sinks, uris
@@ -257,7 +257,7 @@ def _outputs(runtime: Runtime, ref: ObjectRef, version: str | None) -> _Outputs:
 
         where = output_key(stem, version_id=version, prefix=settings.checkpoint_prefix,
                            suffix="")
-        outputs.store = CheckpointStore(runtime.clients.client("s3"), bucket, where)
+        outputs.store = CheckpointStore(runtime.clients.retrying("s3"), bucket, where)
     return outputs
 
 

@@ -142,7 +142,7 @@ def _idempotency_store(runtime: Runtime) -> IdempotencyStore:
     if store is None:
         settings = runtime.settings
         assert settings.idempotency_table is not None
-        store = IdempotencyStore(settings.idempotency_table, runtime.clients.client("dynamodb"),
+        store = IdempotencyStore(settings.idempotency_table, runtime.clients.retrying("dynamodb"),
                                  ttl_s=settings.idempotency_ttl_s)
         runtime.cache["idempotency"] = store
     assert isinstance(store, IdempotencyStore)

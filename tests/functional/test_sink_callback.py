@@ -10,6 +10,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import Message
@@ -23,9 +24,11 @@ import pytest
 from amlproxy.core.outcome import Outcome, Status
 from amlproxy.core.ports import Sink
 from amlproxy.core.prediction import Prediction
+from amlproxy.core.retry import Deadline, RetryPolicy
 from amlproxy.errors import ConfigurationError, FieldError, SinkError, SinkWriteError
 from amlproxy.sinks._webhook import message_id
 from amlproxy.sinks.callback import CallbackSink, verify
+from tests.fixtures.threads import serving_forever
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 OLD_SECRET = "whsec_dGhlIHByZXZpb3VzIHNlY3JldCwgMzIgYnl0ZXMh"
@@ -220,7 +223,9 @@ class Receiver:
             return self.script.pop(0) if self.script else (204, {})
 
 
-def _start_receiver(pki: Pki) -> tuple[Receiver, ThreadingHTTPServer, threading.Thread]:
+@contextmanager
+def receiving(pki: Pki) -> Iterator[Receiver]:
+    """A local HTTPS webhook receiver on 127.0.0.1 (the test CA), for the block's length."""
     receiver = Receiver()
 
     class Handler(BaseHTTPRequestHandler):
@@ -246,20 +251,14 @@ def _start_receiver(pki: Pki) -> tuple[Receiver, ThreadingHTTPServer, threading.
     server.daemon_threads = True
     server.socket = context.wrap_socket(server.socket, server_side=True)
     receiver.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    return receiver, server, thread
+    with serving_forever(server):
+        yield receiver
 
 
 @pytest.fixture
 def receiver(pki: Pki) -> Iterator[Receiver]:
-    found, server, thread = _start_receiver(pki)
-    try:
+    with receiving(pki) as found:
         yield found
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 # ------------------------------------------------------------------ helpers
@@ -275,11 +274,21 @@ def rejected(line: int) -> Outcome:
     return Outcome(SOURCE, line, Status.REJECTED, None, "abc,x", None, (reason,))
 
 
+def quick_policy(**options: Any) -> RetryPolicy:
+    """A retry policy that records its sleeps instead of sleeping (``policy.slept``)."""
+    slept: list[float] = []
+    options.setdefault("sleep", slept.append)
+    policy = RetryPolicy(**options)
+    policy.slept = slept  # type: ignore[attr-defined]
+    return policy
+
+
 def sink_for(receiver: Receiver, pki: Pki, **options: Any) -> CallbackSink:
     options.setdefault("allow_private", True)
     options.setdefault("ssl_context", pki.client_context())
-    options.setdefault("sleep", lambda _: None)
+    options.setdefault("retry_policy", quick_policy())
     options.setdefault("timeout_s", 5)
+    options.setdefault("allowed_ports", (receiver.port,))
     return CallbackSink(options.pop("url", receiver.url), secrets=[SECRET], **options)
 
 
@@ -299,6 +308,7 @@ def test_delivery_is_signed_batched_and_verifiable(receiver: Receiver, pki: Pki)
         batch_size=2,
         allow_private=True,
         ssl_context=pki.client_context(),
+        allowed_ports=(receiver.port,),
     )
     sink.write([ok(1), rejected(2), ok(3), ok(4)])
     sink.write([ok(5)])
@@ -353,18 +363,65 @@ def test_rejects_callback(receiver: Receiver, pki: Pki) -> None:
 
 def test_server_errors_and_429_are_retried_with_backoff(receiver: Receiver, pki: Pki) -> None:
     receiver.script = [(503, {}), (500, {}), (429, {"retry-after": "7"}), (200, {})]
-    delays: list[float] = []
-    sink = sink_for(receiver, pki, sleep=delays.append, backoff_base_s=0.5, backoff_cap_s=30)
+    policy = quick_policy(base_delay_s=0.5, max_delay_s=30, seed=1)
+    sink = sink_for(receiver, pki, retry_policy=policy, timeout_s=30)  # sleeps are not real
     sink.write([ok(1), ok(2)])
+    delays = policy.slept  # type: ignore[attr-defined]
 
     assert len(receiver.requests) == 4
     assert len({r.body for r in receiver.requests}) == 1  # the same message every time
     assert len({r.headers["webhook-id"] for r in receiver.requests}) == 1
     for request in receiver.requests:
         verify(request.body, request.headers, [SECRET])  # re-signed per attempt
-    assert 0.25 <= delays[0] <= 0.5 and 0.5 <= delays[1] <= 1.0
+    assert 0 <= delays[0] <= 0.5 and 0 <= delays[1] <= 1.0  # full jitter
     assert delays[2] == 7.0  # Retry-After beats a shorter backoff
     assert sink.count == 2
+
+
+def test_retry_after_is_honoured_only_up_to_the_cap(receiver: Receiver, pki: Pki) -> None:
+    """A Retry-After: 99999 made the sink sleep 30 s per attempt (issue 15's survivor)."""
+    receiver.script = [(503, {"retry-after": "99999"}), (429, {"retry-after": "3"}), (200, {})]
+    policy = quick_policy(base_delay_s=0.01, max_delay_s=5.0)
+    sink_for(receiver, pki, retry_policy=policy, timeout_s=30).write([ok(1)])
+    assert policy.slept == [5.0, 3.0]  # type: ignore[attr-defined]
+    assert len(receiver.requests) == 3
+
+
+def test_retry_after_beyond_the_time_left_gives_up_without_sleeping(
+    receiver: Receiver, pki: Pki
+) -> None:
+    receiver.script = [(503, {"retry-after": "20"})]
+    deadline = Deadline()
+    deadline.set_remaining(10.0)
+    policy = quick_policy(max_delay_s=30.0, deadline=deadline)
+    with pytest.raises(SinkWriteError) as caught:
+        sink_for(receiver, pki, retry_policy=policy).write([ok(1)])
+    assert policy.slept == []  # type: ignore[attr-defined]
+    assert len(receiver.requests) == 1
+    assert "HTTP 503 (gave up after 1 attempt(s): deadline)" in str(caught.value)
+
+
+def test_nothing_is_sent_once_the_deadline_has_passed(receiver: Receiver, pki: Pki) -> None:
+    deadline = Deadline()
+    deadline.set_remaining(0.0)
+    sink = sink_for(receiver, pki, retry_policy=quick_policy(deadline=deadline))
+    with pytest.raises(SinkWriteError, match="deadline passed before the first attempt") as caught:
+        sink.write([ok(1), ok(2)])
+    assert receiver.requests == []
+    assert caught.value.keys == (f"{SOURCE}#1", f"{SOURCE}#2") and caught.value.written == 0
+
+
+def test_the_delivery_stops_at_the_invocation_deadline(receiver: Receiver, pki: Pki) -> None:
+    """timeout_s is 5 s, but the invocation has 0.5 s left: the deadline wins."""
+    receiver.delay_s = 2.0
+    deadline = Deadline()
+    deadline.set_remaining(0.5)
+    sink = sink_for(receiver, pki, retry_policy=quick_policy(deadline=deadline))
+    started = time.monotonic()
+    with pytest.raises(SinkWriteError, match="deadline"):
+        sink.write([ok(1)])
+    assert time.monotonic() - started < 1.5
+    assert len(receiver.requests) == 1
 
 
 @pytest.mark.parametrize("status", [400, 401, 404, 410, 413])
@@ -380,44 +437,51 @@ def test_client_errors_are_not_retried(receiver: Receiver, pki: Pki, status: int
 
 
 def test_redirects_are_not_followed(receiver: Receiver, pki: Pki) -> None:
-    elsewhere, server, thread = _start_receiver(pki)
-    try:
+    with receiving(pki) as elsewhere:
         receiver.script = [(307, {"location": elsewhere.url})]
         with pytest.raises(SinkWriteError, match="redirects are not followed"):
             sink_for(receiver, pki).write([ok(1)])
         assert len(receiver.requests) == 1 and elsewhere.requests == []
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def test_receiver_down_gives_bounded_retries_then_a_clear_failure(pki: Pki) -> None:
     port = free_port()
-    delays: list[float] = []
+    policy = quick_policy(max_attempts=3)
     sink = CallbackSink(
         f"https://127.0.0.1:{port}/hook",
         secrets=[SECRET],
         allow_private=True,
         ssl_context=pki.client_context(),
-        max_attempts=3,
-        sleep=delays.append,
+        retry_policy=policy,
+        allowed_ports=(port,),
     )
     with pytest.raises(SinkWriteError) as caught:
         sink.write([ok(1), ok(2)])
     assert isinstance(caught.value, SinkError)
-    assert len(delays) == 2
-    assert "gave up after 3 attempts" in str(caught.value)
+    assert len(policy.slept) == 2  # type: ignore[attr-defined]
+    assert "gave up after 3 attempt(s): max attempts" in str(caught.value)
     assert "ConnectionRefusedError" in str(caught.value)
     assert caught.value.keys == (f"{SOURCE}#1", f"{SOURCE}#2")
 
 
-def test_a_slow_receiver_times_out_and_is_retried(receiver: Receiver, pki: Pki) -> None:
-    receiver.delay_s = 1.0
-    sink = sink_for(receiver, pki, timeout_s=0.2, max_attempts=2)
-    with pytest.raises(SinkWriteError, match="gave up after 2 attempts"):
+def test_a_receiver_slower_than_the_timeout_is_cut_at_the_timeout(
+    receiver: Receiver, pki: Pki
+) -> None:
+    receiver.delay_s = 2.0
+    sink = sink_for(receiver, pki, timeout_s=0.5)
+    started = time.monotonic()
+    with pytest.raises(SinkWriteError, match=r"did not answer in time \(gave up after 1"):
         sink.write([ok(1)])
-    assert len(receiver.requests) == 2
+    assert time.monotonic() - started < 1.5
+    assert len(receiver.requests) == 1
+
+
+def test_a_port_other_than_443_needs_to_be_allowed(receiver: Receiver, pki: Pki) -> None:
+    with pytest.raises(ConfigurationError, match=f"port {receiver.port} is not allowed"):
+        sink_for(receiver, pki, allowed_ports=(443,))
+    with pytest.raises(ConfigurationError, match="port 8443 is not allowed"):
+        CallbackSink("https://hooks.example.com:8443/in", secrets=[SECRET])
+    CallbackSink("https://hooks.example.com:8443/in", secrets=[SECRET], allowed_ports=(8443,))
 
 
 def test_an_untrusted_certificate_is_refused_once(receiver: Receiver, pki: Pki) -> None:
@@ -505,3 +569,64 @@ def test_nothing_to_send_makes_no_request(receiver: Receiver, pki: Pki) -> None:
     sink.write([])
     sink.close()
     assert receiver.requests == []
+
+
+# ------------------------------------------------------------------ a receiver that trickles
+
+
+@contextmanager
+def trickling_receiver(pki: Pki, *, every_s: float = 1.0) -> Iterator[str]:
+    """A TLS receiver on 127.0.0.1 that reads the request, then sends a valid 200 answer one
+    byte every ``every_s`` seconds (each read sees data, so no read ever times out)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(pki.cert_file, pki.key_file)
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+    answer = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nx-padding: " + b"." * 64 + b"\r\n\r\n"
+
+    def serve_one(raw: socket.socket) -> None:
+        try:
+            with context.wrap_socket(raw, server_side=True) as tls:
+                tls.settimeout(5)
+                received = b""
+                while b"\r\n\r\n" not in received:
+                    received += tls.recv(65536)
+                for byte in answer:
+                    if stop.wait(every_s):
+                        return
+                    tls.sendall(bytes([byte]))
+        except OSError:
+            pass
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                raw, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=serve_one, args=(raw,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{listener.getsockname()[1]}/hook"
+    finally:
+        stop.set()
+        listener.close()
+        thread.join(5)
+
+
+def test_timeout_bounds_the_whole_delivery_not_each_read(pki: Pki) -> None:
+    """A receiver sending a byte a second held one delivery 12 s with timeout_s=2."""
+    with trickling_receiver(pki) as url:
+        sink = CallbackSink(url, secrets=[SECRET], allow_private=True, timeout_s=2,
+                            ssl_context=pki.client_context(), allowed_ports=None)
+        started = time.monotonic()
+        with pytest.raises(SinkWriteError) as caught:
+            sink.write([ok(1)])
+        elapsed = time.monotonic() - started
+    assert elapsed < 3.0, f"a delivery with timeout_s=2 took {elapsed:.1f} s"
+    assert caught.value.keys == (f"{SOURCE}#1",)

@@ -12,6 +12,7 @@ import pytest
 from amlproxy.core.outcome import Outcome, Status
 from amlproxy.core.ports import Sink
 from amlproxy.core.prediction import Prediction
+from amlproxy.core.retry import Deadline, RetryPolicy
 from amlproxy.errors import ConfigurationError, FieldError, SinkError, SinkWriteError
 from amlproxy.sinks.dynamodb import TTL_ATTRIBUTE, DynamoDbSink, number, table_definition
 
@@ -193,34 +194,34 @@ def test_large_writes_are_chunked_by_25(dynamodb_client: Any, table: str) -> Non
     assert sink.count == 1234
 
 
-def test_unprocessed_items_are_retried_with_growing_backoff(
+def test_unprocessed_items_are_retried_under_the_policy(
     dynamodb_client: Any, table: str
 ) -> None:
     injector = UnprocessedInjector(dynamodb_client, rounds=3, withhold=10)
     delays: list[float] = []
-    sink = DynamoDbSink(
-        table, client=dynamodb_client, backoff_base_s=0.1, backoff_cap_s=10, sleep=delays.append
-    )
+    policy = RetryPolicy(max_attempts=5, base_delay_s=0.1, max_delay_s=10, sleep=delays.append)
+    sink = DynamoDbSink(table, client=dynamodb_client, retry_policy=policy)
     sink.write([ok(n) for n in range(1, 26)])
     # call 1 writes 15 and hands back 10; calls 2 and 3 write none of those 10; call 4 does.
     assert injector.calls == 4
     assert dynamodb_client.scan(TableName=table, Select="COUNT")["Count"] == 25
     assert len(delays) == 3
     for attempt, delay in enumerate(delays, start=1):
-        ceiling = 0.1 * 2 ** (attempt - 1)
-        assert ceiling / 2 <= delay <= ceiling
+        assert 0 <= delay <= 0.1 * 2 ** (attempt - 1)  # the policy's full jitter
 
 
 def test_items_never_processed_are_reported_by_key(dynamodb_client: Any, table: str) -> None:
     UnprocessedInjector(dynamodb_client, rounds=10**6, withhold=3)
-    sink = DynamoDbSink(table, client=dynamodb_client, max_attempts=3, sleep=lambda _: None)
+    policy = RetryPolicy(max_attempts=3, sleep=lambda _: None)
+    sink = DynamoDbSink(table, client=dynamodb_client, retry_policy=policy)
     with pytest.raises(SinkWriteError) as caught:
         sink.write([ok(n) for n in range(1, 31)])  # chunks of 25 and 5
     err = caught.value
     assert isinstance(err, SinkError)
     assert set(err.keys) == {f"{SOURCE}#{n}" for n in (23, 24, 25, 28, 29, 30)}
     assert err.written == 24
-    assert "6 outcome(s) not written" in str(err) and "3 BatchWriteItem attempt(s)" in str(err)
+    assert "6 outcome(s) not written" in str(err) and "BatchWriteItem" in str(err)
+    assert "gave up after 3 attempt(s): max attempts" in str(err)
     stored = {int(i["sk"]["N"]) for i in scan_all(dynamodb_client, table)}
     assert stored == set(range(1, 31)) - {23, 24, 25, 28, 29, 30}
 
@@ -231,6 +232,38 @@ def test_missing_table_reports_every_key(dynamodb_client: Any) -> None:
         sink.write([ok(n) for n in range(1, 31)])
     assert len(caught.value.keys) == 30 and caught.value.written == 0
     assert "ResourceNotFoundException" in str(caught.value)
+
+
+def test_no_call_starts_after_the_deadline(dynamodb_client: Any, table: str) -> None:
+    counter = CallCounter(dynamodb_client)
+    deadline = Deadline()
+    deadline.set_remaining(0.0)
+    sink = DynamoDbSink(table, client=dynamodb_client, retry_policy=RetryPolicy(deadline=deadline))
+    with pytest.raises(SinkWriteError, match="not attempted") as caught:
+        sink.write([ok(n) for n in range(1, 61)])
+    assert counter.calls == []
+    assert len(caught.value.keys) == 60 and caught.value.written == 0
+
+
+def test_the_deadline_stops_the_retries_and_the_chunks_after_it(
+    dynamodb_client: Any, table: str
+) -> None:
+    """Items handed back until the deadline: the chunk's leftovers and every later chunk
+    are reported, and no call starts once the time is up."""
+    UnprocessedInjector(dynamodb_client, rounds=10**6, withhold=5)
+    deadline = Deadline()
+    deadline.set_remaining(0.3)
+    counter = CallCounter(dynamodb_client)
+    policy = RetryPolicy(max_attempts=1000, base_delay_s=0.05, max_delay_s=0.05,
+                         deadline=deadline)
+    sink = DynamoDbSink(table, client=dynamodb_client, retry_policy=policy)
+    started = time.monotonic()
+    with pytest.raises(SinkWriteError, match="deadline") as caught:
+        sink.write([ok(n) for n in range(1, 76)])  # 3 chunks
+    assert time.monotonic() - started < 0.6
+    assert 2 <= len(counter.calls) < 1000
+    assert caught.value.written == 20  # the first call of the first chunk wrote 20
+    assert len(caught.value.keys) == 55
 
 
 def test_nothing_kept_means_no_call(dynamodb_client: Any, table: str) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from amlproxy.core.retry import RetryPolicy
 from amlproxy.sinks.callback import CallbackSink, verify
 from amlproxy.sinks.dynamodb import table_definition
 from amlproxy.triggers._runtime import get_runtime
@@ -19,8 +20,8 @@ from tests.functional.test_sink_callback import (  # noqa: F401  (pki is a fixtu
     SECRET,
     Pki,
     Receiver,
-    _start_receiver,
     pki,
+    receiving,
 )
 
 BUCKET = "amlproxy-rel"
@@ -116,20 +117,16 @@ class Deliveries:
 
 @pytest.fixture
 def callback(pki: Pki) -> Iterator[Deliveries]:  # noqa: F811
-    receiver, server, thread = _start_receiver(pki)
-    try:
+    with receiving(pki) as receiver:
         yield Deliveries(receiver)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def add_callback_sink(deliveries: Deliveries, pki: Pki, **options: Any) -> CallbackSink:  # noqa: F811
     """Add a callback sink to the runtime's shared sinks (the receiver is on 127.0.0.1 with
     a test CA, which the settings cannot express: the real sink, built here)."""
-    options.setdefault("sleep", lambda _: None)
+    options.setdefault("retry_policy", RetryPolicy(sleep=lambda _: None))
     options.setdefault("timeout_s", 5)
+    options.setdefault("allowed_ports", (deliveries.receiver.port,))
     sink = CallbackSink(deliveries.receiver.url, secrets=[SECRET], allow_private=True,
                         ssl_context=pki.client_context(), statuses=("ok", "rejected", "failed"),
                         **options)

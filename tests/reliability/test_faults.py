@@ -9,13 +9,16 @@ total = ok + rejected + failed, and the retry after the fault clears completes t
 from __future__ import annotations
 
 import socket
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from amlproxy.core.retry import RetryPolicy
 from amlproxy.errors import EventIncompleteError
 from amlproxy.sinks.callback import CallbackSink
+from amlproxy.sinks.dynamodb import DynamoDbSink
 from amlproxy.triggers import s3 as s3_trigger
 from amlproxy.triggers import sqs
 from amlproxy.triggers._runtime import get_runtime
@@ -135,8 +138,8 @@ def test_dynamodb_that_never_takes_the_items_fails_the_event_then_the_retry_comp
     injector = UnprocessedInjector(client, rounds=10**6, withhold=3)
     for sink in get_runtime().shared_sinks:  # no long backoff in a test
         inner = getattr(sink, "inner", sink)
-        if hasattr(inner, "_sleep"):
-            inner._sleep = lambda _: None
+        if isinstance(inner, DynamoDbSink):
+            inner.retry_policy = replace(inner.retry_policy, sleep=lambda _: None)
     before = stack.keys()
 
     with pytest.raises(EventIncompleteError) as raised:
@@ -183,9 +186,11 @@ def _closed_port() -> int:
 def test_a_callback_receiver_that_is_down(stack: Stack, sample: dict[str, Any], pki: Pki,
                                           callback: Deliveries, tally: Tally) -> None:
     runtime = get_runtime()
-    down = CallbackSink(f"https://127.0.0.1:{_closed_port()}/hook", secrets=[SECRET],
-                        allow_private=True, ssl_context=pki.client_context(), max_attempts=2,
-                        sleep=lambda _: None, statuses=("ok", "rejected", "failed"))
+    port = _closed_port()
+    down = CallbackSink(f"https://127.0.0.1:{port}/hook", secrets=[SECRET],
+                        allow_private=True, ssl_context=pki.client_context(),
+                        retry_policy=RetryPolicy(max_attempts=2, sleep=lambda _: None),
+                        allowed_ports=(port,), statuses=("ok", "rejected", "failed"))
     runtime.pipeline.sinks.append(down)
     before = stack.keys()
 

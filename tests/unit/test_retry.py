@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from amlproxy.core.retry import Deadline, RetryPolicy
+from amlproxy.core.retry import Deadline, RetryPolicy, explain, gave_up_note
 from amlproxy.errors import (
     ConfigurationError,
     EndpointServerError,
@@ -202,3 +202,116 @@ def test_one_policy_serves_many_threads_with_separate_attempt_counts() -> None:
     for t in threads:
         t.join()
     assert results == {i: (str(i), i % 5 + 1) for i in range(40)}
+
+
+# ------------------------------------------------------------ any error, classified once
+
+
+class Blip(Exception):
+    """A non-backend error an adapter calls retryable (as the sinks' classifiers do)."""
+
+    def __init__(self, retry_after_s: float | None = None) -> None:
+        super().__init__("blip")
+        self.retry_after_s = retry_after_s
+
+
+def blips(error: BaseException) -> bool:
+    return isinstance(error, Blip)
+
+
+def test_a_retryable_predicate_retries_errors_outside_the_backend_tree() -> None:
+    clock = FakeClock()
+    policy = policy_on(clock, max_attempts=4).with_retryable(blips)
+    assert policy.call(failing(3, Blip)) == ("ok", 4)
+    assert len(clock.sleeps) == 3
+    fn = failing(100, throttled)  # the default classification is replaced, not extended
+    with pytest.raises(ThrottledError):
+        policy.call(fn)
+    assert fn.calls["n"] == 1  # type: ignore[attr-defined]
+
+
+def test_giving_up_on_a_non_backend_error_re_raises_it_with_a_note() -> None:
+    clock = FakeClock()
+    policy = policy_on(clock, max_attempts=3).with_retryable(blips)
+    with pytest.raises(Blip) as info:
+        policy.run(failing(100, Blip))
+    assert gave_up_note(info.value) == "gave up after 3 attempt(s): max attempts"
+    assert explain(info.value) == "blip (gave up after 3 attempt(s): max attempts)"
+    assert gave_up_note(Blip()) is None and explain(Blip()) == "blip"
+
+
+def test_with_retryable_shares_the_deadline_and_settings() -> None:
+    clock = FakeClock()
+    base = policy_on(clock, max_attempts=7, base_delay_s=0.3, max_delay_s=0.9)
+    other = base.with_retryable(blips)
+    assert other.deadline is base.deadline
+    assert (other.max_attempts, other.base_delay_s, other.max_delay_s) == (7, 0.3, 0.9)
+    base.deadline.set_remaining(0.0)
+    with pytest.raises(RetriesExhaustedError):
+        other.call(lambda: "never")
+
+
+def test_retry_after_is_waited_for_but_never_beyond_max_delay() -> None:
+    clock = FakeClock()
+    policy = policy_on(clock, max_attempts=4, base_delay_s=0.01, max_delay_s=2.0, seed=5)
+    errors = iter([Blip(retry_after_s=1.5), Blip(retry_after_s=99999.0), Blip(), None])
+
+    def fn() -> str:
+        error = next(errors)
+        if error is not None:
+            raise error
+        return "ok"
+
+    assert policy.with_retryable(blips).call(fn) == ("ok", 4)
+    assert clock.sleeps[:2] == [1.5, 2.0]
+    assert clock.sleeps[2] <= 0.04  # no hint: the backoff alone
+
+
+def test_retry_after_beyond_the_time_left_stops_at_once() -> None:
+    clock = FakeClock()
+    deadline = Deadline(clock=clock)
+    deadline.set_remaining(3.0)
+    policy = policy_on(clock, max_delay_s=10.0, deadline=deadline).with_retryable(blips)
+    with pytest.raises(Blip) as info:
+        policy.call(failing(100, lambda: Blip(retry_after_s=5.0)))
+    assert gave_up_note(info.value) == "gave up after 1 attempt(s): deadline"
+    assert clock.sleeps == []
+
+
+def test_a_per_call_deadline_narrows_the_policy_deadline() -> None:
+    clock = FakeClock()
+    policy = policy_on(clock, max_attempts=1000, base_delay_s=0.1, max_delay_s=0.1)
+    window = policy.deadline.capped(1.0)
+    assert window.remaining() == pytest.approx(1.0) and policy.deadline.remaining() is None
+    with pytest.raises(RetriesExhaustedError) as info:
+        policy.call(failing(10**6, throttled), deadline=window)
+    assert info.value.why == "deadline" and clock.now <= 1001.0
+    clock.now += 5
+    assert policy.call(lambda: "fine") == ("fine", 1)  # the policy's own deadline is untouched
+
+
+def test_capped_keeps_an_earlier_deadline() -> None:
+    clock = FakeClock()
+    deadline = Deadline(clock=clock)
+    deadline.set_remaining(2.0)
+    assert deadline.capped(10.0).remaining() == pytest.approx(2.0)
+    assert deadline.capped(0.5).remaining() == pytest.approx(0.5)
+    assert deadline.remaining() == pytest.approx(2.0)
+
+
+def test_into_margin_follows_the_deadline_it_views() -> None:
+    clock = FakeClock()
+    deadline = Deadline(clock=clock)
+    sinks = deadline.into_margin(0.5)
+    assert sinks.remaining() is None and not sinks.expired()
+    deadline.set_remaining(30.0, margin_s=10.0)  # the work stops 20 s from now
+    assert deadline.remaining() == pytest.approx(20.0)
+    assert sinks.remaining() == pytest.approx(25.0)  # half the margin later
+    clock.now += 22.0
+    assert deadline.expired() and not sinks.expired()
+    clock.now += 3.0
+    assert sinks.expired()
+    deadline.set_remaining(None)  # the next invocation resets the deadline: the view follows
+    assert not sinks.expired()
+    with pytest.raises(TypeError):
+        sinks.set_remaining(1.0)

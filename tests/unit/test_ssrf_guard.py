@@ -32,6 +32,9 @@ PUBLIC = "93.184.215.14"
         "//example.com/hook",
         "https:///hook",  # no host
         "https://user:pw@example.com/hook",  # credentials
+        "https://token@example.com/hook",  # a user name alone is a credential too
+        "https://:pw@example.com/hook",
+        "https://token@8.8.8.8/hook",
         "https://127.0.0.1/hook",
         "https://127.0.0.1:8443/hook",
         "https://localhost/hook",
@@ -68,6 +71,10 @@ PUBLIC = "93.184.215.14"
         "https://240.0.0.1/hook",
         "https://255.255.255.255/hook",
         "https://192.0.2.1/hook",  # documentation range: not routable
+        "https://192.0.0.192/latest/meta-data/",  # IETF protocol assignments: a metadata address
+        "https://192.0.0.9/hook",  # global per Python 3.13, still in 192.0.0.0/24
+        "https://192.0.0.255/hook",
+        "https://[::ffff:192.0.0.192]/hook",
         "https://198.18.0.1/hook",  # benchmarking range
         "https://09.1.2.3/hook",  # neither decimal nor octal: invalid, not a name
         "https://256.1.1.1/hook",
@@ -111,6 +118,7 @@ def test_public_name_returns_every_checked_address_to_connect_to() -> None:
     target = resolve_target(
         "https://Hooks.Example.com:8443/in/x?token=1",
         resolver=resolve,  # type: ignore[arg-type]
+        ports=(443, 8443),
     )
     assert calls == [("hooks.example.com", 8443)]
     assert target.host == "hooks.example.com" and target.port == 8443
@@ -137,10 +145,13 @@ def test_public_literals_need_no_resolution() -> None:
     )
 
 
-def test_allow_private_lifts_address_checks_but_not_https() -> None:
-    assert resolve_target("https://127.0.0.1:9443/h", allow_private=True).addresses == (
-        "127.0.0.1",
-    )
+def test_allow_private_lifts_address_checks_but_not_https_credentials_or_ports() -> None:
+    assert resolve_target("https://127.0.0.1:9443/h", allow_private=True, ports=None).addresses \
+        == ("127.0.0.1",)
+    with pytest.raises(ConfigurationError, match="port 9443 is not allowed"):
+        resolve_target("https://127.0.0.1:9443/h", allow_private=True)
+    with pytest.raises(ConfigurationError, match="credentials"):
+        resolve_target("https://token@127.0.0.1/h", allow_private=True)
     target = resolve_target(
         "https://localhost/h", allow_private=True, resolver=lambda h, p: ["::1", "127.0.0.1"]
     )
@@ -160,7 +171,7 @@ def test_localhost_names_are_refused_without_resolution() -> None:
 
 def test_system_resolver_is_the_default() -> None:
     assert "127.0.0.1" in system_resolver("localhost", 443)  # /etc/hosts: no network
-    target = resolve_target("https://localhost:8443/", allow_private=True)
+    target = resolve_target("https://localhost:8443/", allow_private=True, ports=None)
     assert "127.0.0.1" in target.addresses
 
 
@@ -208,3 +219,29 @@ def test_ip_literal_spellings(host: str, address: str | None) -> None:
 )
 def test_forbidden_reason(address: str, allowed: bool) -> None:
     assert (forbidden_reason(ipaddress.ip_address(address)) is None) is allowed
+
+
+@pytest.mark.parametrize("last", [0, 1, 9, 10, 170, 171, 192, 255])
+def test_the_whole_ietf_protocol_block_is_refused(last: int) -> None:
+    """192.0.0.0/24, whatever the Python version calls global in it (192.0.0.9 and .10 are,
+    in 3.13; all but /29 and .170/31 are, in 3.11)."""
+    assert forbidden_reason(ipaddress.ip_address(f"192.0.0.{last}")) is not None
+
+
+@pytest.mark.parametrize(
+    ("url", "ports", "allowed"),
+    [
+        ("https://hooks.example.com/in", (443,), True),
+        ("https://hooks.example.com:443/in", (443,), True),
+        ("https://hooks.example.com:8443/in", (443,), False),
+        ("https://hooks.example.com:8443/in", (443, 8443), True),
+        ("https://hooks.example.com/in", (8443,), False),  # 443 itself may be left out
+        ("https://hooks.example.com:22/in", None, True),  # None: any port
+    ],
+)
+def test_ports(url: str, ports: tuple[int, ...] | None, allowed: bool) -> None:
+    if allowed:
+        assert resolve_target(url, resolver=lambda h, p: [PUBLIC], ports=ports).addresses
+    else:
+        with pytest.raises(ConfigurationError, match="is not allowed"):
+            resolve_target(url, resolver=lambda h, p: [PUBLIC], ports=ports)
