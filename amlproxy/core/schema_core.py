@@ -85,8 +85,7 @@ def _value_branches(a: Attribute) -> list[tuple[cs.CoreSchema, str]]:
     if a.type is AttributeType.NUMERIC:
         bounds: dict[str, Any] = {"ge": a.minimum, "le": a.maximum, "allow_inf_nan": False}
         return [
-            # pydantic-core's float parser strips surrounding whitespace itself
-            (cs.chain_schema([cs.str_schema(strict=True), cs.float_schema(**bounds)]), "str"),
+            (cs.chain_schema([_stripped(), cs.float_schema(**bounds)]), "str"),
             (cs.float_schema(strict=True, **bounds), "num"),
         ]
     if a.type is AttributeType.BINARY:
