@@ -152,7 +152,7 @@ def measure(jobs: dict[str, Callable[[bytes], int]], data: bytes, rows: int, rou
             ) -> dict[str, list[float]]:
     """CPU microseconds per record of each job, per round (interleaved)."""
     runs: dict[str, list[float]] = {name: [] for name in jobs}
-    for name, job in jobs.items():  # warm up imports and caches
+    for job in jobs.values():  # warm up imports and caches
         job(census_bytes(500))
     for _ in range(rounds):
         for name, job in jobs.items():
