@@ -9,7 +9,7 @@ interleaved rounds (a busy machine slows them alike):
 - ``amlproxy``: the pipeline as the CLI and the S3 trigger chain it (read_csv, the schema,
   the local backend, a JSON Lines results sink);
 - ``powertools``: a Lambda handler written with Powertools' Parser (``parse`` per row),
-  Logger and Metrics (bench/peers/powertools.py), its S3 I/O on memory;
+  Logger and Metrics (bench/peers/powertools_s3.py), its S3 I/O on memory;
 - ``pydantic``: a loop of csv.reader and ``model_validate`` (bench/peers/pydantic_direct.py);
 - ``naive``: csv.reader and the model, no validation (the floor, for reference).
 
@@ -106,11 +106,11 @@ def amlproxy_job() -> Callable[[bytes], int]:
 
 
 def powertools_job() -> Callable[[bytes], int]:
-    from peers import powertools
+    from peers import powertools_s3
 
     model = load_bundled()
     written: dict[str, bytes] = {}
-    handler = powertools.make_s3_handler(
+    handler = powertools_s3.make_s3_handler(
         lambda bucket, key: written["input"], lambda bucket, key, body: None, model.predict)
     event = s3_event("bench", "input.csv", "etag", 0)
 

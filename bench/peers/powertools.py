@@ -1,10 +1,12 @@
-"""Powertools for AWS Lambda peers: the handlers a user would write with Parser, Logger
-and Metrics for amlproxy's jobs, one per trigger (S3 file, SNS, SQS, API).
+"""What the Powertools peers share: the handlers a user would write with Parser, Logger
+and Metrics for amlproxy's jobs, one module per trigger (``peers.powertools_s3``, ``_sns``,
+``_sqs``, ``_api``), as one Lambda function each.
 
-At import, as Powertools' examples do, the module makes its Logger, its Metrics and the
-boto3 clients (SageMaker runtime, and S3 or DynamoDB): what a cold start of such a handler
-costs. The handlers take their I/O as functions (:func:`make_s3_handler`...), so that the
-benchmarks run the same code on memory or on the emulator.
+At import, as Powertools' examples do, a handler module makes its Logger, its Metrics and
+the boto3 clients (SageMaker runtime, and S3 or DynamoDB as ``PEER_OUTPUT`` says): what a
+cold start of such a handler costs. The handlers take their I/O as functions
+(``make_s3_handler``...), so that the benchmarks run the same code on memory or on the
+emulator.
 """
 
 from __future__ import annotations
@@ -16,14 +18,11 @@ from typing import Any
 import boto3
 import orjson
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import event_parser, parse
-from aws_lambda_powertools.utilities.parser.models import S3Model, SnsModel, SqsModel
+from aws_lambda_powertools.utilities.parser import parse
 from pydantic import ValidationError
 
 from peers.census_model import FEATURES, CensusRecord
-from peers.scoring import Predict, score_csv
+from peers.scoring import Predict
 
 logger = Logger(service="census-scoring", level=os.environ.get("LOG_LEVEL", "WARNING"))
 metrics = Metrics(namespace="CensusScoring", service="census-scoring")
@@ -53,45 +52,20 @@ def sagemaker_predict(records: list[dict[str, Any]]) -> list[tuple[str, dict[str
     return [(">50K" if p >= 0.5 else "<=50K", {"<=50K": 1.0 - p, ">50K": p}) for p in scores]
 
 
-def make_s3_handler(read_object: ReadObject, write_object: WriteObject, predict: Predict
-                    ) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    """An S3 ObjectCreated handler: each object's rows scored, results and rejects written
-    next to it."""
-
-    @logger.inject_lambda_context
-    @metrics.log_metrics
-    @event_parser(model=S3Model)
-    def handler(event: S3Model, context: Any) -> dict[str, Any]:
-        total = 0
-        for record in event.Records:
-            bucket, key = record.s3.bucket.name, record.s3.object.key
-            results, rejects, count = score_csv(read_object(bucket, key), key, parsed, predict)
-            write_object(bucket, f"output/{key}.results.jsonl", results)
-            write_object(bucket, f"output/{key}.rejects.jsonl", rejects)
-            total += count
-        metrics.add_metric(name="Records", unit=MetricUnit.Count, value=total)
-        return {"records": total}
-
-    return handler
-
-
-def _s3_read(bucket: str, key: str) -> bytes:
+def s3_read(bucket: str, key: str) -> bytes:
     body: bytes = storage.get_object(Bucket=bucket, Key=key)["Body"].read()
     return body
 
 
-def _s3_write(bucket: str, key: str, body: bytes) -> None:
+def s3_write(bucket: str, key: str, body: bytes) -> None:
     storage.put_object(Bucket=bucket, Key=key, Body=body)
 
 
-def _first(predict: Callable[[list[dict[str, Any]]], list[Any]]) -> Predict:
+def first(predict: Callable[[list[dict[str, Any]]], list[Any]]) -> Predict:
     return lambda record: predict([record])[0]  # type: ignore[no-any-return]
 
 
-s3_handler = make_s3_handler(_s3_read, _s3_write, _first(sagemaker_predict))
-
-
-def _score_messages(bodies: list[str]) -> int:
+def score_messages(bodies: list[str]) -> int:
     """The records of JSON messages (an object or a list of objects), scored in one call,
     each result put in DynamoDB."""
     records = []
@@ -108,44 +82,3 @@ def _score_messages(bodies: list[str]) -> int:
     for start in range(0, len(items), 25):  # BatchWriteItem takes 25 items
         storage.batch_write_item(RequestItems={"results": items[start:start + 25]})
     return len(records)
-
-
-@logger.inject_lambda_context
-@metrics.log_metrics
-@event_parser(model=SnsModel)
-def sns_handler(event: SnsModel, context: Any) -> dict[str, Any]:
-    count = _score_messages([r.Sns.Message for r in event.Records])
-    metrics.add_metric(name="Records", unit=MetricUnit.Count, value=count)
-    return {"records": count}
-
-
-@logger.inject_lambda_context
-@metrics.log_metrics
-@event_parser(model=SqsModel)
-def sqs_handler(event: SqsModel, context: Any) -> dict[str, Any]:
-    count = _score_messages([r.body for r in event.Records])
-    metrics.add_metric(name="Records", unit=MetricUnit.Count, value=count)
-    return {"records": count}
-
-
-def make_api_handler(predict: Predict) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    """An HTTP API handler: ``POST /predict`` with one census record (JSON), through
-    Powertools' event handler, the record parsed by Parser."""
-    app = APIGatewayHttpResolver()
-
-    @app.post("/predict")
-    def predict_one() -> dict[str, Any]:
-        record = parse(event=app.current_event.json_body, model=CensusRecord)
-        label, scores = predict(record.features())
-        metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=1)
-        return {"prediction": {"label": label, "scores": scores}}
-
-    @logger.inject_lambda_context
-    @metrics.log_metrics
-    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        return app.resolve(event, context)
-
-    return handler
-
-
-api_handler = make_api_handler(_first(sagemaker_predict))
