@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DEMO_OUT ?= build/demo
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-slow test-all test-lowest lint bench clean model help
+.PHONY: demo test test-slow test-all test-lowest lint bench bench-check clean model help
 
 help:
 	@echo "make demo       score the bundled census-income sample with the local model"
@@ -13,7 +13,8 @@ help:
 	@echo "make test-slow  run the suites marked slow"
 	@echo "make test-lowest  the unit tests on the lowest allowed runtime dependencies"
 	@echo "make lint       ruff + mypy --strict on amlproxy/"
-	@echo "make bench      run the benchmarks in bench/"
+	@echo "make bench      run the benchmarks in bench/ (amlproxy against its peers)"
+	@echo "make bench-check  fail when a figure of the last make bench misses its target"
 	@echo "make model      retrain the bundled model (needs ../shared/data/census-income)"
 
 $(BIN)/python:
@@ -66,6 +67,9 @@ lint: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(BIN)/python bench/run.py
+
+bench-check: $(VENV)/.dev
+	$(BIN)/python bench/run.py --check
 
 model: $(VENV)/.dev
 	$(BIN)/python -m amlproxy.localmodel.train

@@ -92,6 +92,19 @@ def write_census_file(path: Path, rows: int) -> Path:
     return path
 
 
+def s3_event(bucket: str, key: str, etag: str, size: int) -> dict[str, Any]:
+    """An ``s3:ObjectCreated:Put`` event (tests/events/s3_put.json) for one object."""
+    import copy
+
+    event: dict[str, Any] = copy.deepcopy(
+        json.loads((ROOT / "tests" / "events" / "s3_put.json").read_text()))
+    record = event["Records"][0]
+    record["s3"]["bucket"]["name"] = bucket
+    record["s3"]["bucket"]["arn"] = f"arn:aws:s3:::{bucket}"
+    record["s3"]["object"].update(key=key, eTag=etag, size=size)
+    return event
+
+
 def figure(name: str, value: float, unit: str, target: str, met: bool | None,
            detail: str = "") -> dict[str, Any]:
     """One line of the summary table."""

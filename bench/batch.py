@@ -1,7 +1,7 @@
 """Batch throughput: the S3 trigger scoring a census-income file, next to the naive handler
-and the client CPU bound, all in one run.
+a user of the Amazon ML blog post would have, in one run.
 
-    python bench/batch.py [--rows 100000] [--naive-rows 300] [--latency-ms 20]
+    python bench/batch.py [--rows 50000] [--naive-rows 300] [--latency-ms 20]
 
 moto server (S3) and the endpoint emulator run as subprocesses, so their CPU is not ours.
 The input object (``--rows`` valid census rows, cycled) is read from moto S3 by
@@ -10,22 +10,20 @@ The input object (``--rows`` valid census rows, cycled) is read from moto S3 by
 concurrency 32, and the results are written back to S3 as one object (no DynamoDB here:
 moto's ~1,100 items/s would be what we measured). Measured side by side:
 
-1. the client CPU bound: bare boto3 ``Predict`` calls in one thread, no added latency:
-   ``1 / (process CPU seconds per call)``;
-2. the naive handler, written the way the Amazon ML blog post did it: ``GetObject``, then
+1. the naive handler, written the way the Amazon ML blog post did it: ``GetObject``, then
    one sequential ``predict`` per row, then one ``PutObject`` (on ``--naive-rows`` rows);
-3. the S3 handler, AML backend (one record per call), concurrency 32;
-4. the S3 handler, SageMaker backend (multi-record requests of up to 500 rows).
+2. the S3 handler, AML backend (one record per call), concurrency 32;
+3. the S3 handler, SageMaker backend (multi-record requests of up to 500 rows).
 
-Figures: (3) / (2) >= 10, (3) / (1) >= 0.8, (4) / (2) >= 100. Writes
-``bench/results/batch.json``.
+Figures: (2) / (1) >= 10, (3) / (1) >= 100. (The comparison with bare boto3 at the same
+concurrency is bench/throughput.py's; the SageMaker multi-record path against its peers,
+bench/sagemaker_batch.py's.) Writes ``bench/results/batch.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import csv
 import io
 import json
@@ -40,12 +38,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
     MODEL,
-    ROOT,
     census_bytes,
     environ,
     figure,
+    s3_event,
     setup_env,
-    timed_loop,
     write_result,
 )
 from _servers import emulator_process, moto_process, s3_client
@@ -67,16 +64,6 @@ class Context:
 
     def get_remaining_time_in_millis(self) -> int:
         return int((self.deadline - time.monotonic()) * 1000)
-
-
-def s3_event(bucket: str, key: str, etag: str, size: int) -> dict[str, Any]:
-    event: dict[str, Any] = copy.deepcopy(
-        json.loads((ROOT / "tests" / "events" / "s3_put.json").read_text()))
-    record = event["Records"][0]
-    record["s3"]["bucket"]["name"] = bucket
-    record["s3"]["bucket"]["arn"] = f"arn:aws:s3:::{bucket}"
-    record["s3"]["object"].update(key=key, eTag=etag, size=size)
-    return event
 
 
 def make_naive_handler(moto_url: str, emulator_url: str) -> Callable[[Any, Any], Any]:
@@ -107,51 +94,6 @@ def make_naive_handler(moto_url: str, emulator_url: str) -> Callable[[Any, Any],
     return handler
 
 
-def cpu_bound(emulator_url: str, seconds: float, rounds: int) -> dict[str, Any]:
-    """Bare boto3 ``predict`` in one thread, no added latency: the least disturbed round."""
-    from amlproxy.backends.aml import aml_record
-    from amlproxy.core.readers import read_csv
-    from amlproxy.core.schema import load_schema
-
-    schema = load_schema(MODEL)
-    rows = read_csv(io.BytesIO(census_bytes(300)), schema)
-    records = [aml_record(schema.validate(r.fields)) for r in rows if r.fields is not None]
-    import boto3
-    from botocore.config import Config
-
-    client = boto3.session.Session(region_name="us-east-1").client(  # boto3's defaults
-        "machinelearning", endpoint_url=emulator_url,
-        config=Config(retries={"total_max_attempts": 1}, max_pool_connections=CONCURRENCY))
-    results = []
-    for index in range(rounds + 1):
-        calls, stop = 0, time.perf_counter() + (0.5 if index == 0 else seconds)
-        cpu0, wall0 = time.process_time(), time.perf_counter()
-        while time.perf_counter() < stop:
-            client.predict(MLModelId=MODEL, Record=records[calls % len(records)],
-                           PredictEndpoint=emulator_url)
-            calls += 1
-        if index:  # round 0 warms the connection
-            cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-            results.append({"calls": calls, "calls_per_s": calls / wall,
-                            "cpu_s_per_call": cpu / calls})
-    best = min(results, key=lambda r: r["cpu_s_per_call"])
-    threaded = threaded_bare(client, records, emulator_url, seconds)
-    return {**best, "cpu_bound_calls_per_s": 1.0 / best["cpu_s_per_call"], "rounds": results,
-            "threads_32": threaded}
-
-
-def threaded_bare(client: Any, records: list[Any], emulator_url: str, seconds: float
-                  ) -> dict[str, Any]:
-    """Bare boto3 on 32 threads, no added latency: what the GIL hand-offs of 32 threads
-    cost boto3 itself (calls/s and CPU per call)."""
-
-    def call(i: int) -> None:
-        client.predict(MLModelId=MODEL, Record=records[i % len(records)],
-                       PredictEndpoint=emulator_url)
-
-    return timed_loop(call, CONCURRENCY, seconds)
-
-
 def run_handler(event: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
     """Builds the runtime from ``env`` (cold start not counted), then times one event."""
     from amlproxy.triggers import _runtime
@@ -176,10 +118,9 @@ def run_handler(event: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--naive-rows", type=int, default=300)
     parser.add_argument("--latency-ms", type=float, default=20.0)
-    parser.add_argument("--bound-seconds", type=float, default=2.0)
     parser.add_argument("--skip-aml", action="store_true", help="SageMaker path only")
     args = parser.parse_args(argv)
     from amlproxy.emulator import EmulatorAdmin
@@ -195,10 +136,6 @@ def main(argv: list[str] | None = None) -> int:
         naive_etag = s3.put_object(Bucket=BUCKET, Key=naive_key, Body=naive_data)["ETag"]
         event = s3_event(BUCKET, big_key, etag, len(data))
         naive_event = s3_event(BUCKET, naive_key, naive_etag.strip('"'), len(naive_data))
-
-        bound = cpu_bound(emulator.url, args.bound_seconds, 3)
-        print(f"client CPU bound: {bound['cpu_bound_calls_per_s']:.0f} calls/s "
-              f"({bound['cpu_s_per_call'] * 1e3:.3f} ms CPU per bare boto3 predict)")
 
         admin.set_faults(latency_ms=args.latency_ms)
         naive = make_naive_handler(moto.url, emulator.url)
@@ -230,26 +167,15 @@ def main(argv: list[str] | None = None) -> int:
             head = s3.head_object(Bucket=BUCKET, Key=run["results"].split("/", 3)[3])
             run["results_bytes"] = head["ContentLength"]
 
-    latency_bound = CONCURRENCY / (args.latency_ms / 1000.0)
     figures = []
     if "aml" in runs:
         aml = runs["aml"]["rows_per_s"]
-        figures += [
-            figure("batch: S3 handler AML path / naive handler", round(aml / naive_rate, 1), "x",
-                   ">= 10x", aml / naive_rate >= 10,
-                   f"{aml:.0f} vs {naive_rate:.1f} rows/s, {args.rows} rows, "
-                   f"{args.latency_ms:.0f} ms latency, concurrency {CONCURRENCY}"),
-            figure("batch: S3 handler AML path / client CPU bound",
-                   round(aml / bound["cpu_bound_calls_per_s"], 2), "ratio", ">= 0.8",
-                   aml / bound["cpu_bound_calls_per_s"] >= 0.8,
-                   f"bound {bound['cpu_bound_calls_per_s']:.0f} calls/s (bare boto3 with its "
-                   f"default config, 1 thread, no latency); latency bound {latency_bound:.0f}/s; "
-                   f"{runs['aml']['cpu_us_per_row']:.0f} us CPU/row vs "
-                   f"{bound['cpu_s_per_call'] * 1e6:.0f} us/call bare (1 thread) and "
-                   f"{bound['threads_32']['cpu_s_per_call'] * 1e6:.0f} us/call bare on 32 "
-                   f"threads ({bound['threads_32']['calls_per_s']:.0f} calls/s; handler / "
-                   f"that {aml / bound['threads_32']['calls_per_s']:.2f})"),
-        ]
+        figures.append(figure(
+            "batch: S3 handler AML path / naive handler", round(aml / naive_rate, 1), "x",
+            ">= 10x", aml / naive_rate >= 10,
+            f"{aml:.0f} vs {naive_rate:.1f} rows/s, {args.rows} rows, {args.latency_ms:.0f} "
+            f"ms latency, concurrency {CONCURRENCY}; {runs['aml']['cpu_us_per_row']:.0f} us "
+            "CPU/row"))
     sm = runs["sagemaker"]["rows_per_s"]
     figures.append(figure(
         "batch: S3 handler SageMaker path (multi-record) / naive handler",
@@ -258,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{runs['sagemaker']['cpu_us_per_row']:.1f} us CPU/row"))
     write_result("batch", {
         "rows": args.rows, "latency_ms": args.latency_ms, "concurrency": CONCURRENCY,
-        "cpu_bound": bound, "naive": {"rows": answer["rows"], "seconds": naive_s,
+        "naive": {"rows": answer["rows"], "seconds": naive_s,
                                       "rows_per_s": naive_rate},
         "handler": runs, "emulator_counts": counts, "figures": figures,
     })

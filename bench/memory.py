@@ -4,7 +4,7 @@
 
 Each run is a fresh subprocess (``python -m amlproxy score IN --out OUT.jsonl --rejects
 REJ.jsonl``); its peak RSS comes from ``os.wait4`` (the kernel's ``ru_maxrss`` of that one
-child). Streaming keeps memory flat: the figure is large / small, target <= 1.2. Writes
+child). Streaming keeps memory flat: the figure is large / small, target <= 1.05. Writes
 ``bench/results/memory.json``.
 """
 
@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import clean_env, figure, setup_env, write_census_file, write_result
 
 setup_env()
-TARGET = 1.2
+TARGET = 1.05
 
 
 def peak_rss(infile: Path, out: Path) -> dict[str, Any]:

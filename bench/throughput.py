@@ -95,7 +95,7 @@ def measure_pair(
             "calls": calls,
             "emulator_requests": requests,
             "calls_per_s": statistics.median(r["calls_per_s"] for r in runs),
-            "calls_per_s_rounds": [round(r["calls_per_s"], 1) for r in runs],
+            "calls_per_s_rounds": [r["calls_per_s"] for r in runs],
             "cpu_s_per_call": sum(r["cpu_s_per_call"] * r["calls"] for r in runs) / calls,
             "emulator_cpu_s_per_call": sum(r["emulator_cpu_s"] for r in runs) / max(1, requests),
         })
@@ -105,10 +105,10 @@ def measure_pair(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=4.5, help="per measurement")
-    parser.add_argument("--rounds", type=int, default=3, help="alternated runs per figure")
+    parser.add_argument("--rounds", type=int, default=5, help="alternated runs per figure")
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--batch", type=int, default=50, help="records per SageMaker call")
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 32])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     args = parser.parse_args(argv)
 
     records = census_records()
@@ -194,10 +194,44 @@ def main(argv: list[str] | None = None) -> int:
         emulator.stop()
 
     print_table(results)
+    results["figures"] = figures_of(results)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwritten to {OUT.relative_to(ROOT)}")
     return 0
+
+
+AML_TARGET = 0.9  # AmlBackend / bare boto3, at least, at every concurrency
+
+
+def figures_of(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each backend over bare boto3 at the same concurrency and latency: the median of the
+    per-round ratios, with their spread. The AML path has a target; SageMaker is reported
+    (bench/sagemaker_batch.py compares the multi-record path)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from _common import figure
+
+    bare = {(r["protocol"], r["concurrency"]): r for r in results["runs"]
+            if r["client"] == "bare boto3"}
+    figures = []
+    for run in results["runs"]:
+        if run["client"] == "bare boto3":
+            continue
+        peer = bare[(run["protocol"], run["concurrency"])]
+        ratios = [ours / theirs for ours, theirs in
+                  zip(run["calls_per_s_rounds"], peer["calls_per_s_rounds"], strict=True)]
+        ratio = statistics.median(ratios)
+        aml = run["protocol"] == "aml"
+        figures.append(figure(
+            f"{'AML' if aml else 'SageMaker'} path at concurrency {run['concurrency']}: "
+            f"{run['client']} / bare boto3", round(ratio, 2), "x",
+            f">= {AML_TARGET}x" if aml else "reported", ratio >= AML_TARGET if aml else None,
+            f"{run['calls_per_s']:.0f} vs {peer['calls_per_s']:.0f} calls/s "
+            f"({run['records_per_call']} record(s) per call), {results['latency_ms']:.0f} ms "
+            f"latency; median of {len(ratios)} interleaved rounds, spread {min(ratios):.2f}-"
+            f"{max(ratios):.2f}; CPU {run['cpu_s_per_call'] * 1e3:.2f} vs "
+            f"{peer['cpu_s_per_call'] * 1e3:.2f} ms per call"))
+    return figures
 
 
 def print_table(results: dict[str, Any]) -> None:

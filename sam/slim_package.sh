@@ -6,7 +6,7 @@
 #    their HTTP parser (httptools), pydantic's bundled v1 API (pydantic v2 touches it only for v1-style classes, which
 #    amlproxy does not use), console scripts, C sources and type stubs.
 # 2. Compiles every module once for the running CPython (it must be the function's
-#    runtime, 3.11). Lambda's code directory is read-only, so without .pyc files every cold
+#    runtime: PythonRuntime in the template). Lambda's code directory is read-only, so without .pyc files every cold
 #    start compiles the whole package again (about 3x slower).
 #    - amlproxy keeps its sources, with unchecked-hash .pyc in __pycache__ (mtime-checked
 #      .pyc could be judged stale after the zip round trip): its tracebacks show code.

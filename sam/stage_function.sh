@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Stages the Lambda code that sam/template.yaml's CodeUri (.build/function/) points at:
-# the amlproxy wheel and its dependencies as CPython 3.11 / arm64 (manylinux2014_aarch64)
-# wheels, unpacked flat, ready for `sam build` (which then only copies the folder).
+# the amlproxy wheel and its dependencies as CPython / arm64 (manylinux2014_aarch64)
+# wheels for the function's runtime, unpacked flat, ready for `sam build` (which then
+# only copies the folder).
 #
-# Every module is precompiled for CPython 3.11 (the function's runtime), and what no handler
-# imports is left out: see sam/slim_package.sh.
+# The runtime is the interpreter's version: python3.11 (the template's default
+# PythonRuntime) or python3.12 / python3.13 (needed for SnapStart=enabled; see
+# docs/snapstart.md). Every module is precompiled for it, and what no handler imports is
+# left out: see sam/slim_package.sh.
 #
-# Usage: sam/stage_function.sh        (from anywhere; needs python3.11 with pip, and PyPI)
-# Env:   PYTHON                 a CPython 3.11 interpreter (default python3.11, else python3)
+# Usage: sam/stage_function.sh        (from anywhere; needs that python with pip, and PyPI)
+# Env:   PYTHON                 the CPython of the function's runtime (default python3.11,
+#                               else python3); 3.11 or newer
 #        AMLPROXY_STAGE_DIR     where to stage (default sam/.build/function)
 #        AMLPROXY_EXTRAS        amlproxy's optional extras to install with it, comma-separated
 #                               (default: none): "xray" for Tracing=xray (the X-Ray SDK and
@@ -20,9 +24,9 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=${AMLPROXY_STAGE_DIR:-$root/sam/.build/function}
 python=${PYTHON:-$(command -v python3.11 || echo python3)}
-if ! "$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
-    echo "stage_function.sh: $python is not CPython 3.11, the function's runtime;" \
-        "set PYTHON=/path/to/python3.11 (the .pyc files must match it)" >&2
+if ! version=$("$python" -c 'import sys; v = sys.version_info[:2]; sys.exit(v < (3, 11)) if v < (3, 11) else print("%d.%d" % v)'); then
+    echo "stage_function.sh: $python is older than CPython 3.11;" \
+        "set PYTHON=/path/to/python3.X, the function's runtime (the .pyc files must match it)" >&2
     exit 2
 fi
 extras=${AMLPROXY_LAMBDA_EXTRAS:-}
@@ -56,9 +60,9 @@ mkdir -p "$out"
 quietly "${pip[@]}" install --quiet --no-compile --no-warn-conflicts \
     --root-user-action=ignore \
     --target "$out" --platform manylinux2014_aarch64 --implementation cp \
-    --python-version 3.11 --only-binary=:all: \
+    --python-version "$version" --only-binary=:all: \
     "$wheel${amlproxy_extras:+[$amlproxy_extras]}" $extras
 # pip compiles nothing (--no-compile): leave out what no handler imports, compile
 # everything once for 3.11 (third-party packages sourceless), see slim_package.sh
 PYTHON="$python" "$root"/sam/slim_package.sh "$out"
-echo "staged $(du -sh "$out" | cut -f1) in $out" >&2
+echo "staged $(du -sh "$out" | cut -f1) for python$version in $out" >&2

@@ -35,6 +35,7 @@ class CsvEncoder:
 
     def __init__(self, feature_names: Sequence[str]) -> None:
         self.feature_names = tuple(feature_names)
+        self._commas = len(self.feature_names) - 1
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
         get = record.get
@@ -44,14 +45,17 @@ class CsvEncoder:
             value: Any = get(name)
             kind = value.__class__
             if kind is str:
-                if '"' in value or "," in value or "\n" in value or "\r" in value:
-                    value = '"' + value.replace('"', '""') + '"'
                 append(value)
             elif kind is float and value.is_integer() and -1e15 < value < 1e15:
-                append(str(int(value)))
+                append("%d" % value)  # noqa: UP031  (one call; -0.0 -> "0" like int())
             else:
                 append(_csv_cell(value))
-        return ",".join(cells).encode()
+        line = ",".join(cells)
+        # one look at the whole line instead of four at each string: a comma, a quote or a
+        # line break inside a value makes it quote the cells that need it
+        if line.count(",") != self._commas or '"' in line or "\n" in line or "\r" in line:
+            line = ",".join(_quoted(cell) for cell in cells)
+        return line.encode()
 
     def body(self, encoded: Sequence[bytes]) -> bytes:
         return b"\n".join(encoded) + b"\n"
@@ -72,10 +76,13 @@ def _csv_cell(value: Any) -> str:
         if value.is_integer() and -1e15 < value < 1e15:
             return str(int(value))
         return repr(value)
-    text = str(value)
-    if _NEEDS_QUOTES.search(text):
-        return '"' + text.replace('"', '""') + '"'
-    return text
+    return str(value)
+
+
+def _quoted(cell: str) -> str:
+    if _NEEDS_QUOTES.search(cell):
+        return '"' + cell.replace('"', '""') + '"'
+    return cell
 
 
 class JsonEncoder:

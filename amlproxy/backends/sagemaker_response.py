@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -56,6 +57,9 @@ class ResponseParser:
     def parse(self, body: bytes, content_type: str, count: int) -> list[Scored]:
         """Parse ``body`` (of the response's ``content_type``) holding ``count`` results."""
         if content_type.split(";", 1)[0].strip().lower() == CSV:
+            probabilities = self._csv_probabilities(body, count)
+            if probabilities is not None:
+                return probabilities
             items: list[Any] = self._csv_items(body)
             if count > 1 and len(items) == 1 and _is_list_of(items[0], count):
                 items = items[0]  # one line for the whole batch (SageMaker's XGBoost)
@@ -67,6 +71,25 @@ class ResponseParser:
                 code="PredictionCountMismatch",
             )
         return [self.interpret(item) for item in items]
+
+    def _csv_probabilities(self, body: bytes, count: int) -> list[Scored] | None:
+        """The usual answer of a binary model, read in bulk: one probability per line for
+        each record. None for anything else (then read item by item)."""
+        labels = self.labels
+        if labels is None or len(labels) != 2 or b"," in body or b'"' in body:
+            return None
+        try:
+            numbers = [float(line) for line in body.splitlines()]
+        except ValueError:  # a label, a blank line, bad UTF-8...
+            return None
+        if len(numbers) != count or not numbers or not 0.0 <= min(numbers) <= max(numbers) <= 1.0:
+            return None  # (NaN makes one of the comparisons false)
+        if math.isnan(math.fsum(numbers)):
+            return None
+        negative, positive = labels
+        threshold = self.threshold
+        return [(positive if p >= threshold else negative, {negative: 1.0 - p, positive: p},
+                 None) for p in numbers]
 
     def _csv_items(self, body: bytes) -> list[Any]:
         try:

@@ -11,7 +11,7 @@ from amlproxy.core.prediction import Prediction
 from amlproxy.errors import ConfigurationError, FieldError
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see the class docstring
 class SourceRow:
     """One record as a reader found it, before validation.
 
@@ -32,10 +32,11 @@ class Status(StrEnum):
     FAILED = "failed"  # the input was fine, but the backend or a sink failed
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see the class docstring
 class Outcome:
     """The fate of one record. ``key`` is deterministic from source and line, so a replay
-    of the same input produces the same keys and idempotent sinks overwrite."""
+    of the same input produces the same keys and idempotent sinks overwrite. Read-only by
+    convention (see :class:`SourceRow`)."""
 
     source: str
     line: int

@@ -17,8 +17,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from amlproxy.core.outcome import Outcome, SourceRow, Status
@@ -26,38 +25,21 @@ from amlproxy.core.ports import Backend, Sink
 from amlproxy.core.prediction import Prediction
 from amlproxy.core.report import Report
 from amlproxy.core.schema import Schema
+from amlproxy.core.units import Unit, UnitResult, build_units
 from amlproxy.errors import (
     AmlProxyError,
     BackendError,
     FieldError,
     NonRetryableBackendError,
-    RecordValidationError,
     RetriesExhaustedError,
 )
 
 log = logging.getLogger(__name__)
 
-UnitResult = list["Prediction | BackendError"]
-
-
 class DeadlineLike(Protocol):
     """Anything that says whether time is up (see :class:`amlproxy.core.retry.Deadline`)."""
 
     def expired(self) -> bool: ...
-
-
-@dataclass
-class _Unit:
-    """Consecutive input rows: one batch for the backend, and the rejects among them.
-
-    ``order`` keeps input order: an Outcome for a rejected row, None for the next row of
-    the batch.
-    """
-
-    order: list[Outcome | None] = field(default_factory=list)
-    rows: list[tuple[SourceRow, dict[str, Any]]] = field(default_factory=list)
-    future: Future[UnitResult] | None = None
-    result: UnitResult | None = None
 
 
 class Pipeline:
@@ -122,17 +104,17 @@ class Pipeline:
         buffer: list[Outcome] = []
         next_progress = progress_every
         try:
-            for outcome in self.outcomes(rows, source=source, report=report):
-                report.count(outcome)
+            for outcomes in self._outcome_lists(rows, source, report, False):
+                report.count_all(outcomes)
                 if targets:
-                    buffer.append(outcome)
-                    if len(buffer) >= self.sink_chunk:
-                        self._write(targets, buffer, report)
-                        buffer = []
+                    buffer += outcomes
+                    while len(buffer) >= self.sink_chunk:  # chunks of sink_chunk outcomes
+                        self._write(targets, buffer[: self.sink_chunk], report)
+                        del buffer[: self.sink_chunk]
                 if progress is not None and report.total >= next_progress:
                     report.elapsed_s = time.perf_counter() - started
                     progress(report)
-                    next_progress += progress_every
+                    next_progress = (report.total // progress_every + 1) * progress_every
             if buffer and not report.interrupted:  # a cut run writes whole chunks only, so
                 self._write(targets, buffer, report)  # its retry re-sends the same messages
             elif buffer and targets:
@@ -173,23 +155,8 @@ class Pipeline:
         :meth:`Schema.validate` (a caller that must check a whole batch before scoring any).
         """
         report = report if report is not None else Report(source=source)
-        report.interrupted = False  # (a resumed report: this run decides)
-        window: deque[_Unit] = deque()
-        max_window = self.concurrency * 2 if self._executor else 1
-        for unit in self._units(rows, source, report, validated):
-            if self.deadline is not None and unit.rows and self.deadline.expired():
-                report.interrupted = True
-                for item in unit.order:  # the rejects read before the first unscored row
-                    if item is None:
-                        break
-                    yield item
-                break
-            self._start(unit, report)
-            window.append(unit)
-            while len(window) >= max_window:
-                yield from self._finish(window.popleft(), source, report)
-        while window:
-            yield from self._finish(window.popleft(), source, report)
+        for outcomes in self._outcome_lists(rows, source, report, validated):
+            yield from outcomes
 
     def score_records(
         self, records: Sequence[Mapping[str, Any]], *, source: str, validated: bool = False
@@ -199,10 +166,10 @@ class Pipeline:
         rows = [SourceRow(line=i, fields=r, raw="") for i, r in enumerate(records, start=1)]
         report = Report(source=source)
         started = time.perf_counter()
-        outcomes = []
-        for outcome in self.outcomes(rows, source=source, report=report, validated=validated):
-            report.count(outcome)
-            outcomes.append(outcome)
+        outcomes: list[Outcome] = []
+        for done in self._outcome_lists(rows, source, report, validated):
+            report.count_all(done)
+            outcomes += done
         report.elapsed_s = time.perf_counter() - started
         return outcomes, report
 
@@ -214,54 +181,33 @@ class Pipeline:
 
     # ---------------------------------------------------------------- internals
 
-    def _units(
+    def _outcome_lists(
         self, rows: Iterable[SourceRow], source: str, report: Report, validated: bool
-    ) -> Iterator[_Unit]:
-        validate = _as_validated if validated else self.schema.validate
-        batch_size = self.batch_size
-        unit = _Unit()
-        t0 = time.perf_counter()
-        for row in rows:
-            if row.fields is None:
-                unit.order.append(self._reject(source, row, [FieldError(None, row.error or "")]))
-                continue
-            try:
-                record = validate(row.fields, line=row.line)
-            except RecordValidationError as exc:
-                unit.order.append(self._reject(source, row, exc.errors, exc.row_id))
-                continue
-            unit.rows.append((row, record))
-            unit.order.append(None)
-            if len(unit.rows) >= batch_size:
-                report.validate_s += time.perf_counter() - t0
-                yield unit
-                unit = _Unit()
-                t0 = time.perf_counter()
-        report.validate_s += time.perf_counter() - t0
-        if unit.order:
-            yield unit
+    ) -> Iterator[list[Outcome]]:
+        """The outcomes of each unit in input order, with at most ``2 x concurrency`` units
+        in flight; stops before a unit when the deadline has expired."""
+        report.interrupted = False  # (a resumed report: this run decides)
+        window: deque[Unit] = deque()
+        max_window = self.concurrency * 2 if self._executor else 1
+        units = build_units(rows, self.schema, self.batch_size, source=source,
+                            report=report, validated=validated)
+        for unit in units:
+            if self.deadline is not None and unit.rows and self.deadline.expired():
+                report.interrupted = True
+                # the rejects read before the first unscored row
+                yield [o for k, (at, o) in enumerate(unit.rejects) if at == k]
+                break
+            self._start(unit, report)
+            window.append(unit)
+            while len(window) >= max_window:
+                yield self._finish(window.popleft(), source, report)
+        while window:
+            yield self._finish(window.popleft(), source, report)
 
-    def _reject(
-        self,
-        source: str,
-        row: SourceRow,
-        errors: Sequence[FieldError],
-        row_id: str | None = None,
-    ) -> Outcome:
-        return Outcome(
-            source=source,
-            line=row.line,
-            status=Status.REJECTED,
-            record=row.fields,
-            raw=row.raw,
-            errors=tuple(errors),
-            row_id=row_id,
-        )
-
-    def _start(self, unit: _Unit, report: Report) -> None:
+    def _start(self, unit: Unit, report: Report) -> None:
         if not unit.rows:
             return
-        records = [record for _, record in unit.rows]
+        records = unit.records
         if self._executor is not None:
             # the worker runs in a copy of this thread's contextvars context, so whatever
             # the caller keeps there (a tracer's current span) holds on the worker too
@@ -301,42 +247,45 @@ class Pipeline:
             log.exception("backend %s raised an unexpected error", self.backend.name)
             return BackendError(f"unexpected {type(exc).__name__}: {exc}", code="InternalError")
 
-    def _finish(self, unit: _Unit, source: str, report: Report) -> Iterator[Outcome]:
+    def _finish(self, unit: Unit, source: str, report: Report) -> list[Outcome]:
+        """The unit's outcomes, in input order (waits for its batch)."""
         if not unit.rows:
-            yield from (o for o in unit.order if o is not None)
-            return
+            return [o for _, o in unit.rejects]
         if unit.future is not None:
             t0 = time.perf_counter()  # time spent waiting on the backend
             unit.result = unit.future.result()
             report.predict_s += time.perf_counter() - t0
         results = unit.result
         assert results is not None and len(results) == len(unit.rows)
-        scored = zip(unit.rows, results, strict=True)
-        for item in unit.order:
-            if item is not None:
-                yield item
-                continue
-            (row, record), result = next(scored)
-            yield self._outcome(source, row, record, result, report)
+        ok = Status.OK
+        outcomes = [
+            Outcome(source, row.line, ok, record, None, result, (), None)
+            if isinstance(result, Prediction) else self._failed(source, row, record, result,
+                                                                  report)
+            for row, record, result in zip(unit.rows, unit.records, results, strict=True)
+        ]
+        if self.schema.row_id:
+            row_id_of = self.schema.row_id_of
+            for outcome, row in zip(outcomes, unit.rows, strict=True):
+                if row.fields is not None:
+                    outcome.row_id = row_id_of(row.fields)
+        for at, reject in unit.rejects:  # ascending places: each insert keeps the next's
+            outcomes.insert(at, reject)
+        return outcomes
 
-    def _outcome(
+    def _failed(
         self,
         source: str,
         row: SourceRow,
         record: dict[str, Any],
-        result: Prediction | BackendError,
+        error: BackendError,
         report: Report,
     ) -> Outcome:
-        row_id = None
-        if self.schema.row_id and row.fields is not None:
-            row_id = self.schema.row_id_of(row.fields)
-        if isinstance(result, Prediction):
-            return Outcome(source, row.line, Status.OK, record, None, result, (), row_id)
-        report.retries += max(0, result.attempts - 1)
-        if isinstance(result, RetriesExhaustedError):
+        report.retries += max(0, error.attempts - 1)
+        if isinstance(error, RetriesExhaustedError):
             report.exhausted += 1
-        reason = FieldError(None, f"backend {self.backend.name}: {failure_text(result)}")
-        return Outcome(source, row.line, Status.FAILED, record, row.raw, None, (reason,), row_id)
+        reason = FieldError(None, f"backend {self.backend.name}: {failure_text(error)}")
+        return Outcome(source, row.line, Status.FAILED, record, row.raw, None, (reason,))
 
     def _write(self, sinks: Sequence[Sink], outcomes: list[Outcome], report: Report) -> None:
         t0 = time.perf_counter()
@@ -360,6 +309,3 @@ def failure_text(error: BackendError) -> str:
     return text if first.endswith("Error") and first.isidentifier() else (
         f"{type(error).__name__}: {text}")
 
-
-def _as_validated(fields: Mapping[str, Any], *, line: int | None = None) -> dict[str, Any]:
-    return fields if isinstance(fields, dict) else dict(fields)

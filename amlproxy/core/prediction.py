@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see the class docstring
 class Prediction:
     """One backend's answer for one record, whatever the backend.
 
@@ -18,6 +18,9 @@ class Prediction:
     - ``latency_ms``: wall time of the call that produced it (shared by a batch);
     - ``attempts``: calls made, retries included;
     - ``extra``: backend-specific details (shadow agreement, variant invoked...).
+
+    Read-only by convention; not frozen, for speed (see
+    :class:`~amlproxy.core.outcome.SourceRow`).
     """
 
     label: str | None

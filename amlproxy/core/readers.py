@@ -27,7 +27,6 @@ included), anything but an object, duplicate keys (ambiguous), values nested dee
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterator
 from pathlib import PurePosixPath
@@ -35,7 +34,13 @@ from typing import Any, Literal
 
 import orjson
 
-from amlproxy.core.line_reader import BadRecord, LineReader, SupportsReadBytes
+from amlproxy.core.csv_reader import read_csv
+from amlproxy.core.line_reader import (
+    DEFAULT_MAX_RECORD_BYTES,
+    LineReader,
+    SupportsReadBytes,
+    flush_skipped,
+)
 from amlproxy.core.outcome import SourceRow
 from amlproxy.core.schema import Schema
 from amlproxy.core.schema_format import json_type_name
@@ -44,7 +49,6 @@ from amlproxy.errors import InputError
 __all__ = ["detect_format", "read_csv", "read_jsonl", "read_records"]
 
 RecordFormat = Literal["csv", "jsonl"]
-DEFAULT_MAX_RECORD_BYTES = 1_048_576
 MAX_JSON_DEPTH = 32
 _FORMATS: dict[str, RecordFormat] = {
     ".csv": "csv",
@@ -84,84 +88,6 @@ def read_records(
     raise InputError(f"unknown record format {format!r} (expected 'csv' or 'jsonl')")
 
 
-def read_csv(
-    stream: SupportsReadBytes,
-    schema: Schema,
-    *,
-    header: bool | None = None,
-    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-) -> Iterator[SourceRow]:
-    """CSV records as SourceRows; see the module docstring for the rules."""
-    if csv.field_size_limit() < max_record_bytes:
-        csv.field_size_limit(max_record_bytes)
-    lines = LineReader(stream, max_record_bytes)
-    from_header = schema.has_header if header is None else header
-    columns = None if from_header else schema.column_names
-    count = len(columns) if columns else 0
-    short: tuple[str, ...] | None = None
-    if columns and schema.target:
-        short = tuple(c for c in columns if c != schema.target)
-    reader = csv.reader(lines, skipinitialspace=True, strict=True)
-    while True:
-        try:
-            values = next(reader)
-        except StopIteration:
-            break
-        except (csv.Error, BadRecord) as exc:
-            reason = str(exc) if isinstance(exc, BadRecord) else f"malformed CSV: {exc}"
-            yield from _flush(lines)
-            yield lines.rejected(reason)
-            reader = csv.reader(lines, skipinitialspace=True, strict=True)
-            continue
-        if lines.skipped:
-            yield from _flush(lines)
-        if not values or (len(values) == 1 and not values[0].strip()):
-            lines.parts.clear()  # a blank line
-            continue
-        if columns is None:
-            columns = _header_names(values, lines.start)
-            count = len(columns)
-            lines.parts.clear()
-            continue
-        raw = lines.raw()
-        lines.parts.clear()
-        if len(values) == count:  # zip() needs no strict=True: the counts are checked
-            yield SourceRow(lines.start, dict(zip(columns, values)), raw)  # noqa: B905
-        elif short is not None and len(values) == count - 1:
-            yield SourceRow(lines.start, dict(zip(short, values)), raw)  # noqa: B905
-        else:
-            reason = _count_error(count, len(values), schema.target, from_header)
-            yield SourceRow(lines.start, None, raw, reason)
-    yield from _flush(lines)
-
-
-def _flush(lines: LineReader) -> Iterator[SourceRow]:
-    skipped = lines.skipped
-    if skipped:
-        yield from skipped
-        skipped.clear()
-
-
-def _header_names(values: list[str], line: int) -> tuple[str, ...]:
-    names = tuple(v.strip() for v in values)
-    seen: set[str] = set()
-    for name in names:
-        if not name or name in seen:
-            what = "an empty column name" if not name else f"column {name!r} twice"
-            raise InputError(f"the CSV header (line {line}) has {what}")
-        seen.add(name)
-    return names
-
-
-def _count_error(expected: int, got: int, target: str | None, from_header: bool) -> str:
-    if from_header:
-        return f"expected {expected} fields (as in the header), got {got}"
-    if target is not None:
-        without = f"{expected - 1} without the target {target!r}"
-        return f"expected {expected} fields ({without}), got {got}"
-    return f"expected {expected} fields, got {got}"
-
-
 def read_jsonl(
     stream: SupportsReadBytes,
     schema: Schema,
@@ -173,7 +99,7 @@ def read_jsonl(
     loads = orjson.loads
     for text in lines:
         if lines.skipped:
-            yield from _flush(lines)
+            yield from flush_skipped(lines)
         lines.parts.clear()
         number = lines.number
         body = text.strip()
@@ -194,7 +120,7 @@ def read_jsonl(
             yield SourceRow(number, None, raw, problem)
         else:
             yield SourceRow(number, record, raw)
-    yield from _flush(lines)
+    yield from flush_skipped(lines)
 
 
 def _json_error(body: str, exc: orjson.JSONDecodeError) -> str:

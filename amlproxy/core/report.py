@@ -84,6 +84,24 @@ class Report:
         if prediction is not None and prediction.attempts > 1:
             self.retries += prediction.attempts - 1
 
+    def count_all(self, outcomes: Sequence[Outcome]) -> None:
+        """:meth:`count` for each of ``outcomes``, in order (one call per batch)."""
+        if not outcomes:
+            return
+        ok_status = Status.OK
+        ok = 0
+        for outcome in outcomes:
+            if outcome.status is ok_status:
+                ok += 1
+                prediction = outcome.prediction
+                if prediction is not None and prediction.attempts > 1:
+                    self.retries += prediction.attempts - 1
+            else:
+                self._tally(outcome, 1)
+        self.total += ok
+        self.ok += ok
+        self.last_line = outcomes[-1].line
+
     def uncount(self, outcomes: Sequence[Outcome]) -> None:
         """Takes back the last ``outcomes`` counted (an interrupted run's unwritten tail):
         ``last_line`` becomes the line before the first of them. ``retries`` and

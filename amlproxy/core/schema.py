@@ -38,11 +38,14 @@ top level
                                     rowWeight and excluded attributes are always accepted
                                     and never sent to a model.
 
-Validation (:meth:`Schema.validate`) accepts strings (CSV, Amazon ML's string maps) and
-JSON values, strips surrounding whitespace, and returns the model's features typed:
+Validation (:meth:`Schema.validate`, or :meth:`Schema.validate_batch` for many records in
+one call) runs wholly in pydantic-core (:mod:`amlproxy.core.schema_core`). It accepts
+strings (CSV, Amazon ML's string maps) and JSON values, strips surrounding whitespace
+(Unicode White_Space), and returns the model's features typed:
 ``float`` for NUMERIC (numbers given as strings accepted; booleans, NaN and infinities
 refused), ``str`` for CATEGORICAL and TEXT (a JSON number is taken in its string form,
-``3`` or ``3.0`` -> ``"3"``, so it passes only if that string is an allowed category),
+``3`` or ``3.0`` -> ``"3"``, so it passes only if that string is an allowed category;
+an integral float of 2**63 or more keeps its exponent form, ``1e+20``),
 ``bool`` for BINARY (0/1, true/false, yes/no, y/n, t/f, on/off, any case), ``None`` for
 missing. Every bad field of a record is reported at once.
 """
@@ -52,12 +55,13 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
+from pydantic_core import ErrorDetails, ValidationError
 
+from amlproxy.core.schema_core import ABSENT, batch_validator, explain, record_validator
 from amlproxy.core.schema_format import (
     Attribute,
     AttributeType,
@@ -66,9 +70,11 @@ from amlproxy.core.schema_format import (
     parse_schema_document,
     schema_document,
 )
-from amlproxy.core.schema_messages import describe_pydantic_error
 from amlproxy.core.schema_model import build_record_model, record_json_schema
 from amlproxy.errors import FieldError, RecordValidationError, SchemaError
+
+if TYPE_CHECKING:
+    import pydantic
 
 __all__ = [
     "Attribute",
@@ -80,13 +86,6 @@ __all__ = [
 ]
 
 SCHEMA_SUFFIX = ".schema"
-_PASS, _NUMERIC, _STRING, _BINARY = 0, 1, 2, 3  # what validate() does with a field
-_KIND_OF_TYPE = {
-    AttributeType.NUMERIC: _NUMERIC,
-    AttributeType.CATEGORICAL: _STRING,
-    AttributeType.TEXT: _STRING,
-    AttributeType.BINARY: _BINARY,
-}
 
 
 class Schema:
@@ -119,13 +118,19 @@ class Schema:
         self.features: tuple[Attribute, ...] = tuple(
             a for a in spec.attributes if a.name not in passive
         )
-        self._kinds: dict[Any, int] = {
-            a.name: (_PASS if a.name in passive else _KIND_OF_TYPE[a.type]) for a in spec.attributes
-        }
         self._position = {name: i for i, name in enumerate(self.column_names)}
+        self._known = frozenset(self.column_names)
         self._reject_extra = spec.extra_fields == "reject"
-        self.model, self._aliased = build_record_model(name, self.features)
-        self._validator = self.model.__pydantic_validator__
+        # the whole of validation, in pydantic-core (see amlproxy.core.schema_core)
+        markers = spec.missing_markers
+        self._validate_record = record_validator(self.features, markers).validate_python
+        self._validate_records = batch_validator(self.features, markers).validate_python
+
+    @functools.cached_property
+    def model(self) -> type[pydantic.BaseModel]:
+        """A pydantic model of the features (by attribute name), for users who want one;
+        :meth:`validate` does not use it. Built on first use."""
+        return build_record_model(self.name, self.features)[0]
 
     @classmethod
     def from_document(
@@ -167,50 +172,47 @@ class Schema:
 
     def validate(self, fields: Mapping[str, Any], *, line: int | None = None) -> dict[str, Any]:
         """The record's features, typed; RecordValidationError listing every bad field."""
-        kinds = self._kinds
-        markers = self.missing_markers
-        data: dict[str, Any] = {}
-        problems: list[FieldError] = []
-        for key, value in fields.items():
-            kind = kinds.get(key)
-            if not kind:  # None: not in the schema; _PASS: target, rowId... never sent
-                if kind is None and self._reject_extra:
-                    problems.append(FieldError(str(key), "unknown field (not in the schema)"))
-                continue
-            if value.__class__ is str:
-                value = value.strip()
-                if value in markers:
-                    continue
-            elif value is None:
-                continue
-            elif kind != _BINARY:
-                value = _number_or_string(kind, value)
-                if value is None:
-                    expected = "a number" if kind == _NUMERIC else "a string"
-                    problems.append(FieldError(key, f"expected {expected}, got a boolean"))
-                    continue
-            data[key] = value
         try:
-            values: dict[str, Any] = self._validator.validate_python(data).__dict__
+            values: dict[str, Any] = self._validate_record(fields)
         except ValidationError as exc:
-            problems.extend(self._field_errors(exc, problems))
-        if problems:
-            problems.sort(key=lambda e: self._position.get(e.field or "", len(self._position)))
-            raise RecordValidationError(problems, line=line, row_id=self.row_id_of(fields))
-        if self._aliased:
-            return dict(zip(self.feature_names, values.values(), strict=True))
+            raise self._invalid(fields, exc.errors(include_url=False), line) from None
+        if self._reject_extra and not self._known.issuperset(fields):
+            raise self._invalid(fields, [], line)
         return values
 
-    def _field_errors(self, exc: ValidationError, known: list[FieldError]) -> list[FieldError]:
-        reported = {e.field for e in known}
-        out = []
-        for error in exc.errors(include_url=False):
-            field = str(error["loc"][0]) if error["loc"] else None
-            if field in reported:
-                continue  # already refused before pydantic saw it
-            attribute = self.attribute(field) if field in self._position else None
-            out.append(FieldError(field, describe_pydantic_error(error, attribute)))
+    def validate_batch(
+        self, records: Sequence[Mapping[str, Any]], lines: Sequence[int | None] | None = None
+    ) -> list[dict[str, Any] | RecordValidationError]:
+        """Each record's features (as :meth:`validate` returns them) or its error, in order;
+        one call into pydantic-core for the whole batch. ``lines`` numbers the errors."""
+        out: list[dict[str, Any] | RecordValidationError] = self._validate_records(records)
+        known, check = self._known, self._reject_extra
+        for i, values in enumerate(out):
+            if values is None or (check and not known.issuperset(records[i])):
+                line = lines[i] if lines is not None else None
+                try:
+                    out[i] = self.validate(records[i], line=line)
+                except RecordValidationError as exc:
+                    out[i] = exc
         return out
+
+    def _invalid(
+        self, fields: Mapping[str, Any], errors: list[ErrorDetails], line: int | None
+    ) -> RecordValidationError:
+        """The error of a record, every bad field in column order, unknown ones last."""
+        by_field: dict[str, list[ErrorDetails]] = {}
+        for error in errors:
+            by_field.setdefault(str(error["loc"][0]), []).append(error)
+        problems = [
+            FieldError(name, explain(self.attribute(name), fields.get(name, ABSENT), found,
+                                     self.missing_markers))
+            for name, found in by_field.items()
+        ]
+        problems.sort(key=lambda e: self._position[e.field or ""])
+        if self._reject_extra:
+            problems += [FieldError(str(key), "unknown field (not in the schema)")
+                         for key in fields if key not in self._known]
+        return RecordValidationError(problems, line=line, row_id=self.row_id_of(fields))
 
     def row_id_of(self, fields: Mapping[str, Any]) -> str | None:
         """The record's row id as a string, or None (no rowId column, or missing)."""
@@ -240,19 +242,6 @@ class Schema:
     def to_aml_dict(self) -> dict[str, Any]:
         """The schema as an Amazon ML ``.schema`` document (with amlproxy's extra keys)."""
         return schema_document(self.spec)
-
-
-def _number_or_string(kind: int, value: Any) -> Any:
-    """A non-string JSON value for a NUMERIC or string field; None if refused outright."""
-    if isinstance(value, bool):
-        return None
-    if kind == _NUMERIC:
-        return value
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else repr(value)
-    return value  # lists, dicts...: pydantic refuses them with their type
 
 
 def schemas_dir() -> Path:

@@ -40,22 +40,31 @@ _JSON_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
 def result_row(outcome: Outcome) -> dict[str, Any]:
     """The flat row of a scored outcome (prediction fields are None when it has none)."""
     p = outcome.prediction
-    row: dict[str, Any] = {
-        "key": outcome.key,
-        "source": outcome.source,
-        "line": outcome.line,
-        "row_id": outcome.row_id,
-        "label": p.label if p else None,
-    }
-    if p:
-        for label, score in p.scores.items():
-            row[f"score_{label}"] = score
-    row["value"] = p.value if p else None
-    row["backend"] = p.backend if p else None
-    row["model_id"] = p.model_id if p else None
-    row["latency_ms"] = round(p.latency_ms, 3) if p else None
-    row["attempts"] = p.attempts if p else None
+    source, line = outcome.source, outcome.line
+    if p is None:
+        return {"key": f"{source}#{line}", "source": source, "line": line,
+                "row_id": outcome.row_id, "label": None, "value": None, "backend": None,
+                "model_id": None, "latency_ms": None, "attempts": None}
+    row: dict[str, Any] = {"key": f"{source}#{line}", "source": source, "line": line,
+                           "row_id": outcome.row_id, "label": p.label}
+    for label, score in p.scores.items():
+        row[_SCORE_COLUMNS.get(label) or _score_column(label)] = score
+    row["value"] = p.value
+    row["backend"] = p.backend
+    row["model_id"] = p.model_id
+    row["latency_ms"] = round(p.latency_ms, 3)
+    row["attempts"] = p.attempts
     return row
+
+
+_SCORE_COLUMNS: dict[str, str] = {}  # label -> "score_<label>", made once per label
+
+
+def _score_column(label: str) -> str:
+    name = f"score_{label}"
+    if len(_SCORE_COLUMNS) < 1024:  # labels are few; a model with many stays bounded
+        _SCORE_COLUMNS[label] = name
+    return name
 
 
 def reject_row(outcome: Outcome) -> dict[str, Any]:
@@ -90,7 +99,7 @@ class _OutcomeWriter:
         self.include_record = include_record
         self.columns: tuple[str, ...] | None = None  # CSV: fixed by the header once written
 
-    def _keeps(self, outcome: Outcome) -> bool:
+    def _keeps(self, status: Status) -> bool:
         raise NotImplementedError
 
     def _row(self, outcome: Outcome) -> dict[str, Any]:
@@ -110,7 +119,8 @@ class _OutcomeWriter:
 
     def write(self, outcomes: Iterable[Outcome]) -> int:
         """Writes the outcomes this writer keeps; returns how many it wrote."""
-        kept = [o for o in outcomes if self._keeps(o)]
+        keeps = self._keeps
+        kept = [o for o in outcomes if keeps(o.status)]
         if self.format == "jsonl":
             self._write_jsonl(kept)
         else:
@@ -125,12 +135,15 @@ class _OutcomeWriter:
         self.stream.flush()
 
     def _write_jsonl(self, kept: list[Outcome]) -> None:
-        parts = []
-        for outcome in kept:
-            row = self._row(outcome)
-            if self.include_record:
+        row_of, dumps = self._row, orjson.dumps
+        if self.include_record:
+            parts = []
+            for outcome in kept:
+                row = row_of(outcome)
                 row["record"] = dict(outcome.record) if outcome.record is not None else None
-            parts.append(orjson.dumps(row, option=_JSON_OPTIONS, default=str))
+                parts.append(dumps(row, option=_JSON_OPTIONS, default=str))
+        else:
+            parts = [dumps(row_of(o), option=_JSON_OPTIONS, default=str) for o in kept]
         if parts:
             self.stream.write(b"".join(parts))
 
@@ -158,8 +171,8 @@ class ResultWriter(_OutcomeWriter):
     _row_columns: tuple[str, ...] = ()
     _record_names: tuple[str, ...] = ()
 
-    def _keeps(self, outcome: Outcome) -> bool:
-        return outcome.status is Status.OK
+    def _keeps(self, status: Status) -> bool:
+        return status is Status.OK
 
     def _row(self, outcome: Outcome) -> dict[str, Any]:
         return result_row(outcome)
@@ -200,8 +213,8 @@ class RejectWriter(_OutcomeWriter):
     accepted for symmetry and unused.
     """
 
-    def _keeps(self, outcome: Outcome) -> bool:
-        return outcome.status is not Status.OK
+    def _keeps(self, status: Status) -> bool:
+        return status is not Status.OK
 
     def _row(self, outcome: Outcome) -> dict[str, Any]:
         return reject_row(outcome)

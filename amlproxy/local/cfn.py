@@ -219,6 +219,10 @@ class StackResolver:
             return self.queue_url(self.physical_name(name))
         if kind == "AWS::SNS::Topic":
             return self.get_att(name, "TopicArn")
+        if kind == "AWS::Lambda::Alias":  # its ARN: the function's, qualified
+            properties = resource["Properties"]
+            function = self.get_att(properties["FunctionName"]["Ref"], "Arn")
+            return f"{function}:{properties['Name']}"
         return self.physical_name(name)
 
     def queue_url(self, name: str) -> str:
@@ -264,11 +268,30 @@ class StackResolver:
             return name
         if attribute == "QueueUrl" and kind == "AWS::SQS::Queue":
             return str(self.ref(logical_id))
+        if attribute == "Version" and kind == "AWS::Lambda::Version":
+            return "1"  # a version SAM's AutoPublishAlias published
         raise ValueError(f"unsupported attribute {logical_id}.{attribute} of {kind}")
 
     def _resource(self, logical_id: str) -> Mapping[str, Any]:
         try:
             resource: Mapping[str, Any] = self.template["Resources"][logical_id]
         except KeyError:
-            raise ValueError(f"Ref/GetAtt to unknown name {logical_id!r}") from None
+            alias = self._published_alias(logical_id)
+            if alias is None:
+                raise ValueError(f"Ref/GetAtt to unknown name {logical_id!r}") from None
+            return alias
         return resource
+
+    def _published_alias(self, logical_id: str) -> Mapping[str, Any] | None:
+        """The ``AWS::Lambda::Alias`` that SAM makes for a function's ``AutoPublishAlias``
+        (its own or the Globals'), named ``<Function>Alias<alias>``; None if there is none."""
+        function, _, alias = logical_id.rpartition("Alias")
+        resource = self.template["Resources"].get(function)
+        if not alias or not resource or resource["Type"] != "AWS::Serverless::Function":
+            return None
+        globals_ = self.template.get("Globals", {}).get("Function", {})
+        if resource.get("Properties", {}).get("AutoPublishAlias",
+                                              globals_.get("AutoPublishAlias")) != alias:
+            return None
+        return {"Type": "AWS::Lambda::Alias",
+                "Properties": {"FunctionName": {"Ref": function}, "Name": alias}}

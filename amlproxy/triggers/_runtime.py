@@ -28,6 +28,7 @@ from amlproxy.observability.logs import configure_logging, set_log_context
 from amlproxy.observability.metrics import EmfMetrics
 from amlproxy.observability.tracing import Carrier, SpanKindName, Tracer, make_tracer
 from amlproxy.settings import Settings, load_settings
+from amlproxy.triggers import _snapstart
 
 log = logging.getLogger("amlproxy.triggers")
 
@@ -106,6 +107,7 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
     shared = build_shared_sinks(settings, clients, tracer)
     pipeline = build_pipeline(settings, shared, deadline=deadline, tracer=tracer, metrics=metrics)
     runtime = Runtime(settings, pipeline, deadline, clients, tracer, metrics)
+    _snapstart.register(lambda: _runtime)  # SnapStart: renew randomness and connections
     runtime.build_ms = (time.perf_counter() - started) * 1000.0
     log.info(
         "runtime ready",

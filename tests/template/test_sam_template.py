@@ -207,6 +207,8 @@ def _broken_rules(template: Mapping[str, Any], params: Mapping[str, str]) -> set
     ({"Tracing": "otel"}, "OtelTracingNeedsTheAdotLayer"),
     ({"AdotLayerArn": "arn:aws:lambda:us-east-1:901920570463:layer:aws-otel-python-arm64:1"},
      "AdotLayerOnlyWithOtel"),
+    ({"SnapStart": "enabled"}, "SnapStartNeedsPython312"),
+    ({"SnapStart": "enabled", "PythonRuntime": "python3.11"}, "SnapStartNeedsPython312"),
 ])
 def test_rules_refuse_inconsistent_parameters(sam_template: dict[str, Any],
                                               overrides: dict[str, str], rule: str) -> None:
@@ -233,8 +235,11 @@ def test_async_triggers_have_retries_and_an_on_failure_queue(
     by_function = {c["Properties"]["FunctionName"]["Ref"]: c["Properties"]
                    for c in configs.values()}
     assert set(by_function) == {"S3Function", "SnsFunction"}
-    for props in by_function.values():
-        assert props["Qualifier"] == "$LATEST"
+    alias = sam_template["Globals"]["Function"]["AutoPublishAlias"]
+    for function, props in by_function.items():
+        assert props["Qualifier"] == alias  # the alias the trigger invokes, not $LATEST
+        assert sam_template["Resources"][f"{function}EventInvokeConfig"]["DependsOn"] == (
+            f"{function}Alias{alias}")
         assert props["MaximumRetryAttempts"] == {"Ref": "AsyncMaxRetryAttempts"}
         assert props["MaximumEventAgeInSeconds"] == {"Ref": "AsyncMaxEventAgeSeconds"}
         assert props["DestinationConfig"] == {
@@ -265,7 +270,7 @@ def test_functions_share_concurrency_tracing_and_log_settings(
     assert globals_["Tracing"] == {"Fn::If": ["TracingOn", "Active", "PassThrough"]}
     assert globals_["Layers"] == {"Fn::If": ["UseAdotLayer", [{"Ref": "AdotLayerArn"}],
                                              {"Ref": "AWS::NoValue"}]}
-    assert globals_["Runtime"] in ("python3.11", "python3.12")
+    assert globals_["Runtime"] == {"Ref": "PythonRuntime"}
     log_groups = _resources_of_type(sam_template, "AWS::Logs::LogGroup")
     for function in HANDLERS:
         props = sam_template["Resources"][function]["Properties"]
@@ -403,7 +408,7 @@ def test_api_uses_the_chosen_auth_on_both_routes(
         for operation in item.values():
             assert operation["security"] == [{"api_key": []} if api_key else {"sigv4": []}], path
             assert operation["x-amazon-apigateway-integration"]["uri"].endswith(
-                ":function:amlproxy-test-ApiFunction/invocations")
+                ":function:amlproxy-test-ApiFunction:live/invocations")  # the alias
     for name in ("ApiUsagePlan", "ApiKey", "ApiUsagePlanKey"):
         assert resolver.resource_exists(name) is api_key, name
 
@@ -430,6 +435,36 @@ def test_the_example_samconfig_names_valid_consistent_parameters(
     overrides = dict(item.split("=", 1) for item in deploy["parameter_overrides"])
     assert deploy["capabilities"] == "CAPABILITY_IAM"
     assert _broken_rules(sam_template, overrides) == set()  # also validates every value
+
+
+@pytest.mark.parametrize("runtime", ["python3.12", "python3.13"])
+def test_snapstart_is_an_option_on_published_versions_of_a_recent_python(
+        sam_template: dict[str, Any], resolver_for: ResolverFor, runtime: str) -> None:
+    parameters = sam_template["Parameters"]
+    assert parameters["SnapStart"]["Default"] == "disabled"
+    assert parameters["PythonRuntime"]["AllowedValues"] == ["python3.11", "python3.12",
+                                                            "python3.13"]
+    globals_ = sam_template["Globals"]["Function"]
+    assert globals_["AutoPublishAlias"] == "live"
+    on = {**SCENARIOS["sagemaker"], "SnapStart": "enabled", "PythonRuntime": runtime}
+    assert _broken_rules(sam_template, on) == set()
+    for scenario, apply_on in ((on, "PublishedVersions"), (SCENARIOS["sagemaker"], "None")):
+        resolver = StackResolver(sam_template, scenario)
+        assert resolver.resolve(globals_["SnapStart"]) == {"ApplyOn": apply_on}
+        assert resolver.resolve(globals_["Runtime"]) == scenario.get("PythonRuntime",
+                                                                     "python3.11")
+
+
+def test_the_api_invokes_the_live_alias(sam_template: dict[str, Any]) -> None:
+    resources = sam_template["Resources"]
+    permissions = _resources_of_type(sam_template, "AWS::Lambda::Permission")
+    assert {p["Properties"]["FunctionName"]["Ref"] for p in permissions.values()
+            if p["Properties"]["Principal"] == "apigateway.amazonaws.com"} == {
+        "ApiFunctionAliaslive"}
+    paths = resources["PredictApi"]["Properties"]["DefinitionBody"]["paths"]
+    for route in (paths["/predict"]["post"], paths["/schema"]["get"]):
+        uri = route["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
+        assert "${ApiFunctionAliaslive}/invocations" in uri
 
 
 # Read by the Lambda service itself, not by code in the package: the runtime's bootstrap

@@ -106,12 +106,22 @@ def test_transform_turns_the_triggers_into_the_expected_resources(
     resources = transformed_template["Resources"]
     bucket = resources["InputBucket"]["Properties"]["NotificationConfiguration"]
     (notification,) = bucket["LambdaConfigurations"]
-    assert notification["Function"] == {"Fn::GetAtt": ["S3Function", "Arn"]}
+    # every trigger invokes the published "live" alias (SnapStart applies to versions only)
+    assert notification["Function"] == {"Ref": "S3FunctionAliaslive"}
+    (subscription,) = [r["Properties"] for r in resources.values()
+                       if r["Type"] == "AWS::SNS::Subscription"]
+    assert subscription["Endpoint"] == {"Ref": "SnsFunctionAliaslive"}
+    for function in ("S3Function", "SnsFunction", "SqsFunction", "ApiFunction"):
+        alias = resources[f"{function}Aliaslive"]
+        assert alias["Type"] == "AWS::Lambda::Alias"
+        assert resources[function]["Properties"]["SnapStart"] == {"ApplyOn": {
+            "Fn::If": ["SnapStartOn", "PublishedVersions", "None"]}}
     assert notification["Filter"]["S3Key"]["Rules"] == [
         {"Name": "prefix", "Value": {"Ref": "InputPrefix"}}]
     mappings = [r["Properties"] for r in resources.values()
                 if r["Type"] == "AWS::Lambda::EventSourceMapping"]
     assert [m["FunctionResponseTypes"] for m in mappings] == [["ReportBatchItemFailures"]]
+    assert [m["FunctionName"] for m in mappings] == [{"Ref": "SqsFunctionAliaslive"}]
     stages = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::ApiGateway::Stage"]
     (stage,) = stages
     assert stage["MethodSettings"][0]["ThrottlingRateLimit"] == {"Ref": "ApiThrottlingRateLimit"}

@@ -1,0 +1,129 @@
+"""Input rows grouped into units: one batch for the backend, validated as it is read.
+
+Used by :class:`amlproxy.core.pipeline.Pipeline`. A unit holds ``batch_size`` valid rows
+and the rejects read among them; the rows a unit still lacks are read and validated in
+one call (:meth:`amlproxy.core.schema.Schema.validate_batch`), so the pipeline reads no
+further ahead than the units in flight.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+
+from amlproxy.core.outcome import Outcome, SourceRow, Status
+from amlproxy.core.prediction import Prediction
+from amlproxy.core.report import Report
+from amlproxy.core.schema import Schema
+from amlproxy.errors import BackendError, FieldError, RecordValidationError
+
+UnitResult = list["Prediction | BackendError"]
+
+
+@dataclass
+class Unit:
+    """Consecutive input rows: one batch for the backend, and the rejects among them.
+
+    ``rows`` and ``records`` are the batch (each row and its validated record);
+    ``rejects`` holds each rejected row's outcome with its place among the unit's rows,
+    so that outcomes come out in input order.
+    """
+
+    rows: list[SourceRow] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    rejects: list[tuple[int, Outcome]] = field(default_factory=list)
+    future: Future[UnitResult] | None = None
+    result: UnitResult | None = None
+
+
+def build_units(
+    rows: Iterable[SourceRow],
+    schema: Schema,
+    batch_size: int,
+    *,
+    source: str,
+    report: Report,
+    validated: bool = False,
+) -> Iterator[Unit]:
+    """Units of ``batch_size`` valid rows (and the rejects among them); ``validated`` takes
+    each row's fields as a record that is valid already. Validation time goes to
+    ``report.validate_s``."""
+    reader = iter(rows)
+    unit = Unit()
+    while True:
+        chunk = list(islice(reader, batch_size - len(unit.records)))
+        if not chunk:
+            break
+        t0 = time.perf_counter()
+        results = _as_validated(chunk) if validated else _validate(schema, chunk)
+        report.validate_s += time.perf_counter() - t0
+        for row, result in zip(chunk, results, strict=True):
+            if result.__class__ is dict:
+                unit.rows.append(row)
+                unit.records.append(result)
+                continue
+            if isinstance(result, RecordValidationError):
+                outcome = reject_outcome(source, row, result.errors, result.row_id)
+            else:  # the reader could not split it into fields
+                outcome = reject_outcome(source, row, [FieldError(None, row.error or "")])
+            unit.rejects.append((len(unit.rows) + len(unit.rejects), outcome))
+        if len(unit.records) >= batch_size:
+            yield unit
+            unit = Unit()
+    if unit.rows or unit.rejects:
+        yield unit
+
+
+def reject_outcome(
+    source: str, row: SourceRow, errors: Sequence[FieldError], row_id: str | None = None
+) -> Outcome:
+    """The outcome of a row refused as input."""
+    return Outcome(source=source, line=row.line, status=Status.REJECTED, record=row.fields,
+                   raw=row.raw, errors=tuple(errors), row_id=row_id)
+
+
+def _validate(schema: Schema, chunk: list[SourceRow]) -> list[Any]:
+    """Each row's record, its RecordValidationError, or None (no fields)."""
+    if len(chunk) == 1:  # one record per call (Amazon ML): no batch to build
+        row = chunk[0]
+        if row.fields is None:
+            return [None]
+        try:
+            return [schema.validate(row.fields, line=row.line)]
+        except RecordValidationError as exc:
+            return [exc]
+    fields = [row.fields for row in chunk]
+    if None not in fields:
+        return schema.validate_batch(fields, _Lines(chunk))  # type: ignore[arg-type]
+    some = [i for i, f in enumerate(fields) if f is not None]
+    results: list[Any] = [None] * len(chunk)
+    validated = schema.validate_batch([fields[i] for i in some],  # type: ignore[misc]
+                                      [chunk[i].line for i in some])
+    for i, result in zip(some, validated, strict=True):
+        results[i] = result
+    return results
+
+
+def _as_validated(chunk: list[SourceRow]) -> list[Any]:
+    """Rows whose fields are records already (``validated=True``), as dicts."""
+    return [None if row.fields is None else row.fields if row.fields.__class__ is dict
+            else dict(row.fields) for row in chunk]
+
+
+class _Lines:
+    """The line numbers of a chunk of rows, read only for the rows in error."""
+
+    __slots__ = ("rows",)
+
+    def __init__(self, rows: list[SourceRow]) -> None:
+        self.rows = rows
+
+    def __getitem__(self, index: int) -> int:
+        return self.rows[index].line
+
+    def __len__(self) -> int:
+        return len(self.rows)

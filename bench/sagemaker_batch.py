@@ -1,0 +1,214 @@
+"""The SageMaker multi-record path: amlproxy against a pydantic peer and bare boto3, at
+the same concurrency, latency and batch size, in interleaved rounds.
+
+    python bench/sagemaker_batch.py [--rows 30000] [--batches 50 200 500] [--rounds 5]
+
+The endpoint emulator runs as a subprocess (its CPU is not ours) with ``--latency-ms``
+added. For each batch size, each round runs, one after the other:
+
+- ``amlproxy``: the pipeline (read_csv over the CSV in memory, the census schema, the
+  SageMaker backend with ``--concurrency`` workers and batches of that size, a JSON Lines
+  results sink in memory): what the S3 trigger does between GetObject and PutObject;
+- ``pydantic``: the same job as a user would write it on the same thread pool: csv.reader,
+  each batch validated in one ``TypeAdapter(list[CensusRecord])`` call, one
+  ``InvokeEndpoint`` per batch with a CSV body, the answer parsed, JSON Lines out;
+- ``bare boto3``: ``InvokeEndpoint`` with bodies encoded in advance, on as many threads,
+  nothing else (the client's bound).
+
+Figures: amlproxy's records/s over the peer's (median of the per-round ratios, with their
+spread): at least 1.0x the pydantic peer at 200 and 500 records per call, at least 0.35x
+bare boto3 at 500; the other sizes are reported. Writes
+``bench/results/sagemaker_batch.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import statistics
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import MODEL, census_bytes, figure, setup_env, timed_loop, write_result
+from _servers import emulator_process
+
+setup_env()
+
+from overhead import BytesSink  # noqa: E402
+
+from amlproxy.backends.sagemaker import SageMakerBackend  # noqa: E402
+from amlproxy.core.pipeline import Pipeline  # noqa: E402
+from amlproxy.core.readers import read_csv  # noqa: E402
+from amlproxy.core.retry import RetryPolicy  # noqa: E402
+from amlproxy.core.schema import load_schema  # noqa: E402
+
+# (batch size, peer) -> amlproxy / peer, at least; the other pairs are reported
+TARGETS = {(200, "pydantic"): 1.0, (500, "pydantic"): 1.0, (500, "bare boto3"): 0.35}
+
+
+def amlproxy_job(url: str, batch: int, concurrency: int) -> Callable[[bytes], int]:
+    schema = load_schema(MODEL)
+    backend = SageMakerBackend(MODEL, schema_feature_names=schema.feature_names,
+                               endpoint_url=url, region="us-east-1", max_batch_size=batch,
+                               concurrency=concurrency, retry_policy=RetryPolicy())
+    pipeline = Pipeline(schema, backend, concurrency=concurrency)
+
+    def job(data: bytes) -> int:
+        report = pipeline.run(read_csv(io.BytesIO(data), schema), source="bench",
+                              sinks=[BytesSink()])
+        return report.ok
+
+    return job
+
+
+def pydantic_job(url: str, batch: int, concurrency: int) -> Callable[[bytes], int]:
+    import boto3
+    from botocore.config import Config
+    from peers.census_model import BATCH, COLUMNS, FEATURES
+    from peers.scoring import result_line
+
+    client = boto3.session.Session(region_name="us-east-1").client(
+        "sagemaker-runtime", endpoint_url=url,
+        config=Config(max_pool_connections=concurrency, retries={"mode": "standard"}))
+    pool = ThreadPoolExecutor(concurrency)
+
+    def score(lines: list[int], rows: list[dict[str, Any]]) -> list[bytes]:
+        records = [r.features() for r in BATCH.validate_python(rows)]
+        body = "\n".join(",".join("" if r[f] is None else str(r[f]) for f in FEATURES)
+                         for r in records)
+        answer = client.invoke_endpoint(EndpointName=MODEL, Body=body.encode(),
+                                        ContentType="text/csv", Accept="text/csv")
+        scores = [float(x) for x in answer["Body"].read().split()]
+        return [result_line("bench", line, ">50K" if p >= 0.5 else "<=50K",
+                            {"<=50K": 1.0 - p, ">50K": p}) for line, p in zip(lines, scores,
+                                                                            strict=True)]
+
+    def batches(data: bytes) -> Iterator[tuple[list[int], list[dict[str, Any]]]]:
+        reader = csv.reader(io.StringIO(data.decode("utf-8-sig")), skipinitialspace=True)
+        lines: list[int] = []
+        rows: list[dict[str, Any]] = []
+        for row in reader:
+            lines.append(reader.line_num)
+            rows.append(dict(zip(COLUMNS, row, strict=False)))
+            if len(rows) == batch:
+                yield lines, rows
+                lines, rows = [], []
+        if rows:
+            yield lines, rows
+
+    def job(data: bytes) -> int:
+        out = io.BytesIO()
+        window: deque[Future[list[bytes]]] = deque()
+        done = 0
+        for lines, rows in batches(data):
+            window.append(pool.submit(score, lines, rows))
+            while len(window) >= 2 * concurrency:
+                results = window.popleft().result()
+                out.write(b"".join(results))
+                done += len(results)
+        while window:
+            results = window.popleft().result()
+            out.write(b"".join(results))
+            done += len(results)
+        return done
+
+    return job
+
+
+def bare_rate(url: str, batch: int, concurrency: int, data: bytes
+              ) -> Callable[[float], float]:
+    """Records/s of bare ``InvokeEndpoint`` calls with bodies encoded in advance, on
+    ``concurrency`` threads for the given seconds."""
+    from amlproxy.backends._aws import make_client
+    from amlproxy.backends.sagemaker_codec import CsvEncoder
+
+    schema = load_schema(MODEL)
+    records = [schema.validate(r.fields) for r in read_csv(io.BytesIO(data), schema)
+               if r.fields is not None][:1000]
+    encoder = CsvEncoder(schema.feature_names)
+    bodies = [encoder.body([encoder.encode(records[(i + k) % len(records)])
+                            for k in range(batch)]) for i in range(0, len(records), 37)]
+    client = make_client("sagemaker-runtime", concurrency=concurrency, region="us-east-1",
+                         endpoint_url=url)
+
+    def call(i: int) -> None:
+        answer = client.invoke_endpoint(EndpointName=MODEL, Body=bodies[i % len(bodies)],
+                                        ContentType="text/csv", Accept="text/csv")
+        answer["Body"].read()
+
+    return lambda seconds: float(timed_loop(call, concurrency, seconds)["calls_per_s"]) * batch
+
+
+def rounds_of(jobs: dict[str, Callable[[bytes], int]], bare: Callable[[float], float],
+              data: bytes, rows: int, rounds: int) -> dict[str, list[float]]:
+    """Records per second of each job and of bare boto3, per round (interleaved); bare
+    boto3 runs as long as the amlproxy job did."""
+    rates: dict[str, list[float]] = {name: [] for name in [*jobs, "bare boto3"]}
+    for job in jobs.values():  # warm the connection pools
+        job(data[: data.index(b"\n", len(data) // 20) + 1])
+    bare(0.2)
+    for _ in range(rounds):
+        for name, job in jobs.items():
+            t0 = time.perf_counter()
+            done = job(data)
+            seconds = time.perf_counter() - t0
+            assert done == rows, (name, done, rows)
+            rates[name].append(done / seconds)
+        rates["bare boto3"].append(bare(rows / rates["amlproxy"][-1]))
+    return rates
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=30_000)
+    parser.add_argument("--batches", type=int, nargs="+", default=[50, 200, 500])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--latency-ms", type=float, default=20.0)
+    args = parser.parse_args(argv)
+    from amlproxy.emulator import EmulatorAdmin
+
+    data = census_bytes(args.rows)
+    results: dict[str, Any] = {"rows": args.rows, "concurrency": args.concurrency,
+                               "latency_ms": args.latency_ms, "rounds": args.rounds,
+                               "batches": {}}
+    figures = []
+    with emulator_process() as emulator:
+        EmulatorAdmin(emulator.url).set_faults(latency_ms=args.latency_ms)
+        for batch in args.batches:
+            jobs = {
+                "amlproxy": amlproxy_job(emulator.url, batch, args.concurrency),
+                "pydantic": pydantic_job(emulator.url, batch, args.concurrency),
+            }
+            bare = bare_rate(emulator.url, batch, args.concurrency, data)
+            rates = rounds_of(jobs, bare, data, args.rows, args.rounds)
+            medians = {name: statistics.median(r) for name, r in rates.items()}
+            results["batches"][str(batch)] = {"records_per_s": rates, "median": medians}
+            print(f"batch {batch:>3}: " + ", ".join(
+                f"{name} {value:,.0f} records/s" for name, value in medians.items()))
+            for peer in ("pydantic", "bare boto3"):
+                ratios = [ours / theirs for ours, theirs in
+                          zip(rates["amlproxy"], rates[peer], strict=True)]
+                ratio = statistics.median(ratios)
+                target = TARGETS.get((batch, peer))
+                figures.append(figure(
+                    f"SageMaker multi-record, {batch} per call: amlproxy / {peer}",
+                    round(ratio, 2), "x", f">= {target}x" if target else "reported",
+                    ratio >= target if target else None,
+                    f"{medians['amlproxy']:,.0f} vs {medians[peer]:,.0f} records/s; median "
+                    f"of {args.rounds} interleaved rounds, spread {min(ratios):.2f}-"
+                    f"{max(ratios):.2f}; concurrency {args.concurrency}, "
+                    f"{args.latency_ms:.0f} ms latency, {args.rows} rows"))
+    write_result("sagemaker_batch", {**results, "figures": figures})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
