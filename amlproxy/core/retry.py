@@ -227,11 +227,12 @@ class RetryPolicy:
         # a Predict call's CPU): tenacity takes over once it failed, starting from it.
         try:
             return fn(), 1
-        except RetryableBackendError as exc:
-            first: RetryableBackendError | None = exc
-        except BackendError as exc:
-            exc.attempts = 1
-            raise
+        except Exception as exc:
+            if not self.retryable(exc):
+                if isinstance(exc, BackendError):
+                    exc.attempts = 1
+                raise
+            first: Exception | None = exc
         attempts = 1
 
         def attempt() -> T:
