@@ -270,3 +270,15 @@ def _error(runtime: Runtime, summary: dict[str, Any], reason: str) -> dict[str, 
     runtime.metrics.add("InputErrors")
     summary.update(status="error", reason=reason)
     return summary
+
+
+def summarize(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-object summaries plus the totals over them (an S3 event's, or a message's that
+    points to objects)."""
+    totals = {"total": 0, "ok": 0, "rejected": 0, "failed": 0}
+    states = {"scored": 0, "skipped": 0, "error": 0, "interrupted": 0}
+    for item in objects:
+        states[item["status"]] += 1
+        for name in totals:
+            totals[name] += int(item.get(name, 0))
+    return {"objects": objects, **states, "records": totals}

@@ -36,13 +36,14 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import orjson
 
 from amlproxy.core.readers import duplicate_json_key, read_records
 from amlproxy.core.schema import Schema
-from amlproxy.errors import ConfigurationError, RecordValidationError
+from amlproxy.errors import ConfigurationError, RecordValidationError, UnsupportedEventError
 from amlproxy.settings import LAMBDA_RESPONSE_LIMIT
 from amlproxy.triggers._http import (
     JSON_TYPE,
@@ -50,6 +51,7 @@ from amlproxy.triggers._http import (
     HttpRequest,
     RequestTooLarge,
     error_response,
+    for_source,
     parse_http_event,
     response,
 )
@@ -60,7 +62,7 @@ from amlproxy.triggers._idempotency import (
     idempotent,
     request_fingerprint,
 )
-from amlproxy.triggers._runtime import Runtime, invocation
+from amlproxy.triggers._runtime import Runtime, init_trigger, invocation
 
 log = logging.getLogger("amlproxy.triggers")
 
@@ -69,18 +71,31 @@ MAX_ERRORS_LISTED = 100
 MAX_REASON_CHARS = 300
 S3_HINT = "score larger inputs with the S3 trigger (upload a CSV or JSON Lines file)"
 
+init_trigger("api", __name__)  # under Lambda: the runtime is built now, in the init phase
 
-def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
-    """Lambda entry point of the HTTP trigger."""
+
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    """Lambda entry point of the HTTP trigger. An event that is not an HTTP request raises
+    :class:`~amlproxy.errors.UnsupportedEventError`; a malformed HTTP request gets 400."""
     request_id = getattr(context, "aws_request_id", None)
     try:
         with invocation("api", context) as runtime:
-            request = parse_http_event(event)
+            try:
+                request = parse_http_event(event)
+            except UnsupportedEventError as exc:
+                if not exc.own_kind:
+                    raise
+                log.warning("%s", exc, extra={"status": 400})
+                return error_response(400, "BadRequest", exc.arrived)
+            if request.request_id is None and isinstance(request_id, str) and request_id:
+                request = replace(request, request_id=request_id)  # a hand-made event
             runtime.metrics.add("ApiRequests")
-            answer = route(runtime, request)
+            answer = for_source(request, route(runtime, request))
             log.info("%s %s -> %s", request.method, request.path, answer["statusCode"],
                      extra={"status": answer["statusCode"], "event_kind": request.kind})
             return answer
+    except UnsupportedEventError:
+        raise  # not an HTTP request: the invoker gets the error (logged by invocation())
     except ConfigurationError:
         return error_response(500, "ConfigurationError", "the function is misconfigured; "
                               f"see its logs (request id {request_id})")
