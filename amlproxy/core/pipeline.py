@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -24,6 +24,7 @@ from amlproxy.core.outcome import Outcome, SourceRow, Status
 from amlproxy.core.ports import Backend, Sink
 from amlproxy.core.prediction import Prediction
 from amlproxy.core.report import Report
+from amlproxy.core.retry import never_attempted
 from amlproxy.core.schema import Schema
 from amlproxy.errors import (
     AmlProxyError,
@@ -120,26 +121,34 @@ class Pipeline:
         started = time.perf_counter()
         buffer: list[Outcome] = []
         next_progress = progress_every
+        scored = self.outcomes(rows, source=source, report=report)
+        longest_write = 0.0  # a chunk write that would end past the deadline is not started
         try:
-            for outcome in self.outcomes(rows, source=source, report=report):
+            for outcome in scored:
                 report.count(outcome)
                 if targets:
                     buffer.append(outcome)
                     if len(buffer) >= self.sink_chunk:
-                        self._write(targets, buffer, report)
+                        if self._out_of_time(report, longest_write):
+                            break  # sinks stop writing at the deadline
+                        longest_write = max(longest_write, self._write(targets, buffer, report))
                         buffer = []
                 if progress is not None and report.total >= next_progress:
                     report.elapsed_s = time.perf_counter() - started
                     progress(report)
                     next_progress += progress_every
-            if buffer and not report.interrupted:  # a cut run writes whole chunks only, so
-                self._write(targets, buffer, report)  # its retry re-sends the same messages
-            elif buffer and targets:
+            if buffer and not self._out_of_time(report, longest_write):
+                self._write(targets, buffer, report)  # a cut run writes whole chunks only, so
+            elif buffer and targets:  # its retry re-sends the same messages
                 report.uncount(buffer)  # for the retry: no outcome reached a sink
+            if targets and not report.interrupted:
+                self._out_of_time(report)  # no commit after the deadline either
         except BaseException:
             for sink in targets:
                 abort_quietly(sink)
             raise
+        finally:
+            scored.close()  # a run cut while writing leaves no scoring behind
         t0 = time.perf_counter()
         if report.interrupted and suspend is not None:
             suspend(targets, report)
@@ -165,7 +174,7 @@ class Pipeline:
         source: str,
         report: Report | None = None,
         validated: bool = False,
-    ) -> Iterator[Outcome]:
+    ) -> Generator[Outcome, None, None]:
         """Outcomes in input order, one per row (a generator: bounded memory).
 
         ``validated=True`` takes each row's fields as a record that already went through
@@ -187,8 +196,12 @@ class Pipeline:
             window.append(unit)
             while len(window) >= max_window:
                 yield from self._finish(window.popleft(), source, report)
+                if report.interrupted:
+                    return
         while window:
             yield from self._finish(window.popleft(), source, report)
+            if report.interrupted:
+                return
 
     def score_records(
         self, records: Sequence[Mapping[str, Any]], *, source: str, validated: bool = False
@@ -313,6 +326,9 @@ class Pipeline:
                 yield item
                 continue
             (row, record), result = next(scored)
+            if isinstance(result, BackendError) and never_attempted(result):
+                report.interrupted = True  # not tried before the deadline: not done, and
+                return  # neither it nor the rows after it get an outcome in this run
             yield self._outcome(source, row, record, result, report)
 
     def _outcome(
@@ -334,11 +350,26 @@ class Pipeline:
         reason = FieldError(None, f"backend {self.backend.name}: {result}")
         return Outcome(source, row.line, Status.FAILED, record, row.raw, None, (reason,), row_id)
 
-    def _write(self, sinks: Sequence[Sink], outcomes: list[Outcome], report: Report) -> None:
+    def _out_of_time(self, report: Report, need_s: float = 0.0) -> bool:
+        """Whether the run must stop writing: it was interrupted, the deadline has passed,
+        or it is nearer than ``need_s`` (the longest chunk write of the run so far). The
+        run is then interrupted."""
+        deadline = self.deadline
+        if deadline is not None and not report.interrupted:
+            remaining = getattr(deadline, "remaining", None)
+            left = remaining() if callable(remaining) else None
+            if deadline.expired() if left is None else left <= 0 or left < need_s:
+                report.interrupted = True
+        return report.interrupted
+
+    def _write(self, sinks: Sequence[Sink], outcomes: list[Outcome], report: Report) -> float:
+        """Writes one chunk to every sink; the seconds it took."""
         t0 = time.perf_counter()
         for sink in sinks:
             sink.write(outcomes)
-        report.sink_s += time.perf_counter() - t0
+        took = time.perf_counter() - t0
+        report.sink_s += took
+        return took
 
 
 def abort_quietly(sink: Sink) -> None:

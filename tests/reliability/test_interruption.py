@@ -1,5 +1,5 @@
 """A Lambda timeout cuts a large file in the middle: the deadline (set from the Lambda
-context, ``AMLPROXY_DEADLINE_MARGIN_S`` before the timeout) stops the run, the S3 trigger
+context, the derived margin before the timeout) stops the run, the S3 trigger
 raises :class:`EventIncompleteError` and Lambda retries the event.
 
 The guarantee: the output objects are whole or absent, never half, and every line gets
@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from amlproxy.core.retry import MARGIN_CAP_S, MARGIN_FRACTION, derived_margin
 from amlproxy.errors import EventIncompleteError
 from amlproxy.triggers import s3 as s3_trigger
 from amlproxy.triggers import sqs
@@ -46,7 +47,6 @@ from tests.reliability.conftest import (
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "census-income-sample.csv"
 COPIES = 3
-MARGIN_S = 10.0  # the default AMLPROXY_DEADLINE_MARGIN_S
 
 
 class StepClock:
@@ -61,8 +61,14 @@ class StepClock:
 
 
 def cut_after(batches: int) -> LambdaContext:
-    """A context whose remaining time lets ``batches`` batches start under a StepClock."""
-    return LambdaContext(timeout_s=MARGIN_S + batches + 0.5)
+    """A context whose remaining time lets ``batches`` batches start under a StepClock: its
+    deadline lies :func:`derived_margin` before its timeout."""
+    work = batches + 0.5
+    timeout = work / (1 - MARGIN_FRACTION)
+    if timeout * MARGIN_FRACTION > MARGIN_CAP_S:
+        timeout = work + MARGIN_CAP_S
+    assert abs(timeout - derived_margin(timeout) - work) < 1e-9
+    return LambdaContext(timeout_s=timeout)
 
 
 def big_file(stack: Stack, copies: int = COPIES) -> tuple[dict[str, Any], int]:
@@ -101,7 +107,7 @@ def test_a_cut_file_is_resumed_by_the_retry_each_line_once(
     before = stack.keys()
 
     with pytest.raises(EventIncompleteError) as raised:
-        s3_trigger.handler(s3_event(obj), cut_after(batches=1))
+        s3_trigger.handler(s3_event(obj), cut_after(batches=3))
 
     cut = raised.value.summary["objects"][0]
     assert cut["status"] == "interrupted" and 0 < cut["last_line"] < total
@@ -172,7 +178,7 @@ def test_an_unusable_checkpoint_starts_the_file_again(
     obj, total = big_file(stack)
     get_runtime().deadline.clock = StepClock()
     with pytest.raises(EventIncompleteError) as raised:
-        s3_trigger.handler(s3_event(obj), cut_after(batches=1))
+        s3_trigger.handler(s3_event(obj), cut_after(batches=3))
     key = raised.value.summary["objects"][0]["checkpoint"].split("/", 3)[3]
     checkpoint = json.loads(stack.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
     if damage == "upload gone":  # as after the AbortIncompleteMultipartUpload rule
@@ -201,7 +207,7 @@ def test_without_checkpoints_the_retry_scores_the_file_again(
     get_runtime().deadline.clock = StepClock()
     before = stack.keys()
     with pytest.raises(EventIncompleteError):
-        s3_trigger.handler(s3_event(obj), cut_after(batches=1))
+        s3_trigger.handler(s3_event(obj), cut_after(batches=3))
     assert stack.keys() == before  # no checkpoint, no half object
 
     done = s3_trigger.handler(s3_event(obj), LambdaContext())["objects"][0]
@@ -219,7 +225,7 @@ def test_a_cut_replay_keeps_the_previous_whole_output(stack: Stack, tally: Tally
     get_runtime().deadline.clock = StepClock()
 
     with pytest.raises(EventIncompleteError):  # a duplicate delivery, cut by the deadline
-        s3_trigger.handler(s3_event(obj), cut_after(batches=1))
+        s3_trigger.handler(s3_event(obj), cut_after(batches=3))
 
     assert stack.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == whole
 
@@ -262,7 +268,7 @@ def test_sqs_pointer_to_a_big_file_resumes_from_its_checkpoint(
     runtime.deadline.clock = StepClock()
     event = sqs_event(("ptr", {"s3": {"bucket": BUCKET, "key": obj["key"]}}))
 
-    answer = sqs.handler(event, cut_after(batches=6))
+    answer = sqs.handler(event, cut_after(batches=7))  # 5 batches, and the chunk's write
 
     assert answer == {"batchItemFailures": [{"itemIdentifier": "ptr"}]}
     saved = stack.keys("checkpoints/")
