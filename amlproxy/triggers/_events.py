@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote_plus
 
+from amlproxy.core.schema_format import json_type_name
 from amlproxy.errors import UnsupportedEventError
 from amlproxy.triggers._s3objects import ObjectRef
 
@@ -66,27 +67,6 @@ def short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def json_type(value: Any) -> str:
-    """The JSON name of a value's type: object, array, string, number, boolean, null."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list | tuple):
-        return "array"
-    return "object" if isinstance(value, Mapping) else type(value).__name__
-
-
-def a_json_type(value: Any) -> str:
-    """:func:`json_type` with its article: "an object", "a string", "null"."""
-    name = json_type(value)
-    return name if name == "null" else ("an " if name[0] in "aeiou" else "a ") + name
-
-
 def describe(event: Any) -> str:
     """What ``event`` is, in a few words, with the member that says so."""
     if not isinstance(event, Mapping):
@@ -94,7 +74,8 @@ def describe(event: Any) -> str:
             return f"a JSON array of {len(event)} item(s), not an event object"
         if event is None:
             return "JSON null, not an event object"
-        return f"a JSON {json_type(event)} ({short(event, 40)}), not an event object"
+        kind = json_type_name(event).split()[-1]  # "a number" -> "number"
+        return f"a JSON {kind} ({short(event, 40)}), not an event object"
     if "Records" in event:
         return _describe_records(event["Records"])
     http = _describe_http(event)
@@ -117,7 +98,7 @@ def describe(event: Any) -> str:
 
 def _describe_records(records: Any) -> str:
     if not isinstance(records, list):
-        return f"an object whose Records is {a_json_type(records)}, not an array"
+        return f"an object whose Records is {json_type_name(records)}, not an array"
     if not records:
         return "an event with an empty Records array"
     return _describe_record(records[0], 0, prefix="")
@@ -126,7 +107,7 @@ def _describe_records(records: Any) -> str:
 def _describe_record(record: Any, index: int, *, prefix: str) -> str:
     where = f"Records[{index}]"
     if not isinstance(record, Mapping):
-        return f"{prefix}an object whose {where} is {a_json_type(record)}, not an object"
+        return f"{prefix}an object whose {where} is {json_type_name(record)}, not an object"
     for key in ("eventSource", "EventSource"):
         source = record.get(key)
         if isinstance(source, str):
@@ -203,7 +184,7 @@ def _at(record: Mapping[str, Any], path: str) -> Any:
 def _malformed(handler: str, kind: str, index: int, path: str, value: Any
                ) -> UnsupportedEventError:
     problem = "is missing" if value is None else (
-        "is empty" if value == "" else f"is {a_json_type(value)}, not a string")
+        "is empty" if value == "" else f"is {json_type_name(value)}, not a string")
     return UnsupportedEventError(
         handler, f"a malformed {kind} event: Records[{index}].{path} {problem}", own_kind=True)
 

@@ -21,8 +21,9 @@ from urllib.parse import unquote_plus
 
 import orjson
 
+from amlproxy.core.schema_format import json_type_name
 from amlproxy.errors import UnsupportedEventError
-from amlproxy.triggers._events import a_json_type, describe
+from amlproxy.triggers._events import describe
 
 JSON_TYPE = "application/json"
 
@@ -173,7 +174,7 @@ def _malformed(name: str, value: Any, expected: str) -> UnsupportedEventError:
     elif value == "":
         problem = "is empty"
     else:
-        problem = f"is {a_json_type(value)}, not {expected}"
+        problem = f"is {json_type_name(value)}, not {expected}"
     return UnsupportedEventError("API", f"a malformed HTTP request: {name} {problem}",
                                  own_kind=True)
 

@@ -216,6 +216,10 @@ class _Outputs:
         and save a checkpoint at ``report.last_line`` (see :mod:`._checkpoints`)."""
         assert self.store is not None
         store, previous = self.store, self.resumed
+        if previous is None and report.last_line == 0:  # nothing done: nothing to keep, and
+            for sink in sinks:  # no time spent on a checkpoint after the deadline
+                abort_quietly(sink)
+            return
         try:
             states: dict[str, dict[str, Any]] = {
                 sink.kind: sink.suspend(store.tail_key(sink.kind, report.last_line))

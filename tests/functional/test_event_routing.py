@@ -15,9 +15,9 @@ import pytest
 
 from amlproxy.errors import UnsupportedEventError
 from amlproxy.proxy import Proxy
-from amlproxy.sinks.dynamodb import table_definition
 from amlproxy.triggers import api, s3, sns, sqs
 from tests.events import LambdaContext, event_names, load_event, use_env
+from tests.fixtures.aws import bucket_and_table
 from tests.fixtures.emulator import HIGH_INCOME_ROW, LOW_INCOME_ROW, census_record
 
 BUCKET = "amlproxy-routing"
@@ -39,9 +39,7 @@ NOT_EVENTS: list[Any] = [None, [], [{}], "x", "", 42, 1.5, True, {}, {"Records":
 
 @pytest.fixture
 def stack(monkeypatch: pytest.MonkeyPatch, aws_client: Any, moto_reset: str) -> dict[str, Any]:
-    s3_client, ddb = aws_client("s3"), aws_client("dynamodb")
-    s3_client.create_bucket(Bucket=BUCKET)
-    ddb.create_table(**table_definition(TABLE))
+    s3_client, ddb = bucket_and_table(aws_client, BUCKET, TABLE)
     use_env(monkeypatch, backend="local", aws_endpoint_url=moto_reset, dynamodb_table=TABLE,
             output_bucket=BUCKET, region="us-east-1")
     return {"s3": s3_client, "ddb": ddb}

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from amlproxy.sinks.dynamodb import table_definition
 from amlproxy.triggers import sqs
 from amlproxy.triggers._runtime import reset_runtime
 from tests.events import LambdaContext, load_event, use_env
+from tests.fixtures.aws import bucket_and_table
 from tests.fixtures.emulator import census_record
 
 BUCKET = "amlproxy-out"
@@ -42,9 +42,7 @@ def statuses(ddb: Any) -> dict[str, set[str]]:
 @pytest.fixture
 def stack(monkeypatch: pytest.MonkeyPatch, aws_client: Any, moto_reset: str, emu: Any
           ) -> dict[str, Any]:
-    s3, ddb = aws_client("s3"), aws_client("dynamodb")
-    s3.create_bucket(Bucket=BUCKET)
-    ddb.create_table(**table_definition(TABLE))
+    s3, ddb = bucket_and_table(aws_client, BUCKET, TABLE)
     use_env(monkeypatch, aws_endpoint_url=moto_reset, dynamodb_table=TABLE,
             output_bucket=BUCKET, backend="aml", aml_model_id=emu.model_id,
             aml_predict_endpoint=emu.url, endpoint_url=emu.url, region="us-east-1",
