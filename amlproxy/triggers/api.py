@@ -13,7 +13,9 @@ Answers (always ``application/json``, never a traceback)
          {"index": 7, "status": "failed", "reason": ...}], "summary": {...}}``.
     400  ``{"errors": [{"index": 0, "field": "age", "reason": "..."}]}``: every bad field of
          every record (``line`` too for CSV), at most 100 listed; nothing is scored when a
-         record is invalid. Also for bodies that are not JSON / CSV at all.
+         record is invalid. Also for bodies that are not JSON / CSV at all, and for a
+         malformed HTTP event (``{"error": {"code": "BadRequest", ...}}``). An event that
+         is not an HTTP request raises :class:`~amlproxy.errors.UnsupportedEventError`.
     409  a request with the same ``Idempotency-Key`` is still being scored (``Retry-After``).
     422  an ``Idempotency-Key`` already used with a different request.
     413  body over ``AMLPROXY_API_MAX_BODY_BYTES`` or more than ``AMLPROXY_API_MAX_RECORDS``
