@@ -43,7 +43,7 @@ JSON = st.recursive(
     | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=8), inner, max_size=5),
     max_leaves=25,
 )
-SETTINGS = settings(max_examples=150, deadline=None,
+SETTINGS = settings(max_examples=100, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture,
                                            HealthCheck.too_slow])
 
