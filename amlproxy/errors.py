@@ -22,6 +22,7 @@ Every error amlproxy raises on purpose derives from :class:`AmlProxyError`::
     ├── SinkError                     an output could not be written
     │   └── SinkWriteError            some outcomes were not written; names their keys
     ├── WebhookVerificationError      a received webhook fails the signature/timestamp check
+    ├── UnsupportedEventError         a Lambda handler got an event it does not handle
     └── EventIncompleteError          a Lambda event was not fully processed: retry it
 
 Record-level problems never abort a run: the pipeline turns them into ``rejected``
@@ -213,6 +214,26 @@ class SinkWriteError(SinkError):
 class WebhookVerificationError(AmlProxyError):
     """A received webhook is not authentic or not fresh: missing header, bad timestamp,
     timestamp outside the tolerance, or no signature matching any of the secrets."""
+
+
+class UnsupportedEventError(AmlProxyError):
+    """A Lambda handler got an event that is not its own: another source's event (an S3
+    event given to the SQS handler), a payload that is not an event at all (``null``, a
+    list, a string), or its own kind malformed (an SQS record without a ``messageId``).
+
+    Raised before any work is done, so that the invocation fails visibly (Lambda retries
+    an asynchronous event and then sends it to the on-failure destination) instead of
+    succeeding with nothing done. ``handler`` names the handler (``"SQS"``), ``arrived``
+    describes what came ("an S3 event (Records[0].eventSource 'aws:s3')"), and ``own_kind``
+    says that the event was of the handler's own kind, only malformed (the API answers
+    such an HTTP event with 400).
+    """
+
+    def __init__(self, handler: str, arrived: str, *, own_kind: bool = False) -> None:
+        super().__init__(f"the {handler} handler got {arrived}")
+        self.handler = handler
+        self.arrived = arrived
+        self.own_kind = own_kind
 
 
 class EventIncompleteError(AmlProxyError):

@@ -96,8 +96,9 @@ class Settings(BaseModel):
     )
     retry_base_delay_s: float = Field(0.05, gt=0, description="first backoff (full jitter)")
     retry_max_delay_s: float = Field(5.0, gt=0, description="backoff cap")
-    deadline_margin_s: float = Field(
-        10.0, ge=0, description="stop this long before the Lambda timeout"
+    deadline_margin_s: float | None = Field(
+        None, ge=0, description="stop scoring this long before the Lambda timeout (default: "
+        "the lesser of 10 s and a fifth of the time left when the invocation starts)",
     )
 
     # ------------------------------------------------------------ AWS sinks and triggers

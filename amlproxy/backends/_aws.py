@@ -1,5 +1,6 @@
-"""What the AWS backends share: the botocore client configuration and the mapping of
-botocore errors into :mod:`amlproxy.errors`.
+"""What the AWS backends share: the botocore client configuration, the bound of each call
+by the invocation's deadline, and the mapping of botocore errors into
+:mod:`amlproxy.errors`.
 
 The mapping looks at the error code, the HTTP status and, for SageMaker's ``ModelError``,
 the container's ``OriginalStatusCode``:
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -65,8 +66,12 @@ INVALID_INPUT_CODES = frozenset(
 )
 NOT_FOUND_CODES = frozenset({"ResourceNotFoundException"})
 
+if TYPE_CHECKING:
+    from amlproxy.core.retry import Deadline
+
 DEFAULT_READ_TIMEOUT_S = 70.0
 DEFAULT_CONNECT_TIMEOUT_S = 2.0
+MIN_CALL_TIMEOUT_S = 0.05  # a call started just before the deadline still gets to answer
 
 
 def client_config(
@@ -153,10 +158,13 @@ def make_client(
     region: str | None,
     endpoint_url: str | None,
     read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+    deadline: Deadline | None = None,
 ) -> Any:
-    """A new boto3 client for ``service`` configured by :func:`client_config`."""
+    """A new boto3 client for ``service`` configured by :func:`client_config`, its calls
+    bounded by ``deadline`` (:func:`bound_by_deadline`). A client given to a backend by
+    its caller is left as it is: call :func:`bound_by_deadline` on it to bound it too."""
     try:
-        return create_client(
+        client = create_client(
             service,
             region=region,
             endpoint_url=endpoint_url,
@@ -164,6 +172,31 @@ def make_client(
         )
     except NoRegionError as exc:
         raise ConfigurationError(f"no AWS region configured for {service}: {exc}") from exc
+    if deadline is not None:
+        bound_by_deadline(client, deadline)
+    return client
+
+
+def bound_by_deadline(client: Any, deadline: Deadline) -> None:
+    """Bound the read timeout of each call ``client`` makes by the time left to
+    ``deadline``, so that a slow endpoint gives up before the deadline instead of holding
+    the invocation until Lambda kills it.
+
+    botocore's ``read_timeout`` is per client; since botocore 1.43.68 a request may
+    override it with ``read_timeout`` in its request context, which a ``before-call``
+    handler sets for that call only. Thread-safe: the context is the call's own, and each
+    call reads the deadline when it starts. Registered once per deadline.
+    """
+    configured = float(client.meta.config.read_timeout)
+
+    def bound(context: dict[str, Any], **_: Any) -> None:
+        remaining = deadline.remaining()
+        if remaining is None:
+            return
+        current = context.get("read_timeout") or configured
+        context["read_timeout"] = max(MIN_CALL_TIMEOUT_S, min(float(current), remaining))
+
+    client.meta.events.register("before-call", bound, unique_id=f"amlproxy-deadline-{id(deadline)}")
 
 
 def map_client_error(exc: ClientError) -> BackendError:

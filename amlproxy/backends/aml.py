@@ -94,6 +94,7 @@ class AmlBackend:
             region=region,
             endpoint_url=endpoint_url,
             read_timeout_s=read_timeout_s,
+            deadline=self.retry_policy.deadline,
         )
         if predict_endpoint is None:
             if not discover_endpoint:

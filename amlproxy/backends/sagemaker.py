@@ -124,6 +124,7 @@ class SageMakerBackend:
             region=region,
             endpoint_url=endpoint_url,
             read_timeout_s=read_timeout_s,
+            deadline=self.retry_policy.deadline,
         )
 
     # -------------------------------------------------------------------- Backend

@@ -16,7 +16,7 @@ import contextvars
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -24,6 +24,7 @@ from amlproxy.core.outcome import Outcome, SourceRow, Status
 from amlproxy.core.ports import Backend, Sink
 from amlproxy.core.prediction import Prediction
 from amlproxy.core.report import Report
+from amlproxy.core.retry import never_attempted
 from amlproxy.core.schema import Schema
 from amlproxy.core.units import Unit, UnitResult, build_units
 from amlproxy.errors import (
@@ -103,26 +104,37 @@ class Pipeline:
         started = time.perf_counter()
         buffer: list[Outcome] = []
         next_progress = progress_every
+        scored = self._outcome_lists(rows, source, report, False)
+        longest_write = 0.0  # a chunk write that would end past the deadline is not started
         try:
-            for outcomes in self._outcome_lists(rows, source, report, False):
+            for outcomes in scored:
                 report.count_all(outcomes)
                 if targets:
                     buffer += outcomes
                     while len(buffer) >= self.sink_chunk:  # chunks of sink_chunk outcomes
-                        self._write(targets, buffer[: self.sink_chunk], report)
+                        if self._out_of_time(report, longest_write):
+                            break  # sinks stop writing at the deadline
+                        took = self._write(targets, buffer[: self.sink_chunk], report)
+                        longest_write = max(longest_write, took)
                         del buffer[: self.sink_chunk]
+                    if report.interrupted:
+                        break
                 if progress is not None and report.total >= next_progress:
                     report.elapsed_s = time.perf_counter() - started
                     progress(report)
                     next_progress = (report.total // progress_every + 1) * progress_every
-            if buffer and not report.interrupted:  # a cut run writes whole chunks only, so
-                self._write(targets, buffer, report)  # its retry re-sends the same messages
-            elif buffer and targets:
+            if buffer and not self._out_of_time(report, longest_write):
+                self._write(targets, buffer, report)  # a cut run writes whole chunks only, so
+            elif buffer and targets:  # its retry re-sends the same messages
                 report.uncount(buffer)  # for the retry: no outcome reached a sink
+            if targets and not report.interrupted:
+                self._out_of_time(report)  # no commit after the deadline either
         except BaseException:
             for sink in targets:
                 abort_quietly(sink)
             raise
+        finally:
+            scored.close()  # a run cut while writing leaves no scoring behind
         t0 = time.perf_counter()
         if report.interrupted and suspend is not None:
             suspend(targets, report)
@@ -148,7 +160,7 @@ class Pipeline:
         source: str,
         report: Report | None = None,
         validated: bool = False,
-    ) -> Iterator[Outcome]:
+    ) -> Generator[Outcome, None, None]:
         """Outcomes in input order, one per row (a generator: bounded memory).
 
         ``validated=True`` takes each row's fields as a record that already went through
@@ -183,26 +195,34 @@ class Pipeline:
 
     def _outcome_lists(
         self, rows: Iterable[SourceRow], source: str, report: Report, validated: bool
-    ) -> Iterator[list[Outcome]]:
+    ) -> Generator[list[Outcome], None, None]:
         """The outcomes of each unit in input order, with at most ``2 x concurrency`` units
-        in flight; stops before a unit when the deadline has expired."""
+        in flight. At the deadline no unit is started: the units in flight are finished
+        first (input order), then the rejects read before the first unscored row. A record
+        whose call was never attempted (the deadline came first) ends the run there."""
         report.interrupted = False  # (a resumed report: this run decides)
         window: deque[Unit] = deque()
         max_window = self.concurrency * 2 if self._executor else 1
         units = build_units(rows, self.schema, self.batch_size, source=source,
                             report=report, validated=validated)
+        cut: Unit | None = None
         for unit in units:
             if self.deadline is not None and unit.rows and self.deadline.expired():
-                report.interrupted = True
-                # the rejects read before the first unscored row
-                yield [o for k, (at, o) in enumerate(unit.rejects) if at == k]
+                cut = unit
                 break
             self._start(unit, report)
             window.append(unit)
             while len(window) >= max_window:
                 yield self._finish(window.popleft(), source, report)
+                if report.interrupted:
+                    return
         while window:
             yield self._finish(window.popleft(), source, report)
+            if report.interrupted:
+                return
+        if cut is not None:
+            report.interrupted = True
+            yield [o for k, (at, o) in enumerate(cut.rejects) if at == k]
 
     def _start(self, unit: Unit, report: Report) -> None:
         if not unit.rows:
@@ -258,8 +278,9 @@ class Pipeline:
         results = unit.result
         assert results is not None and len(results) == len(unit.rows)
         ok = Status.OK
-        outcomes = [
-            Outcome(source, row.line, ok, record, None, result, (), None)
+        outcomes: list[Outcome | None] = [
+            None if isinstance(result, BackendError) and never_attempted(result)
+            else Outcome(source, row.line, ok, record, None, result, (), None)
             if isinstance(result, Prediction) else self._failed(source, row, record, result,
                                                                   report)
             for row, record, result in zip(unit.rows, unit.records, results, strict=True)
@@ -267,11 +288,16 @@ class Pipeline:
         if self.schema.row_id:
             row_id_of = self.schema.row_id_of
             for outcome, row in zip(outcomes, unit.rows, strict=True):
-                if row.fields is not None:
+                if outcome is not None and row.fields is not None:
                     outcome.row_id = row_id_of(row.fields)
         for at, reject in unit.rejects:  # ascending places: each insert keeps the next's
             outcomes.insert(at, reject)
-        return outcomes
+        if None in outcomes:
+            # a record not tried before the deadline is not done: neither it nor the rows
+            # after it get an outcome in this run
+            report.interrupted = True
+            del outcomes[outcomes.index(None):]
+        return outcomes  # type: ignore[return-value]  # no None is left
 
     def _failed(
         self,
@@ -287,11 +313,26 @@ class Pipeline:
         reason = FieldError(None, f"backend {self.backend.name}: {failure_text(error)}")
         return Outcome(source, row.line, Status.FAILED, record, row.raw, None, (reason,))
 
-    def _write(self, sinks: Sequence[Sink], outcomes: list[Outcome], report: Report) -> None:
+    def _out_of_time(self, report: Report, need_s: float = 0.0) -> bool:
+        """Whether the run must stop writing: it was interrupted, the deadline has passed,
+        or it is nearer than ``need_s`` (the longest chunk write of the run so far). The
+        run is then interrupted."""
+        deadline = self.deadline
+        if deadline is not None and not report.interrupted:
+            remaining = getattr(deadline, "remaining", None)
+            left = remaining() if callable(remaining) else None
+            if deadline.expired() if left is None else left <= 0 or left < need_s:
+                report.interrupted = True
+        return report.interrupted
+
+    def _write(self, sinks: Sequence[Sink], outcomes: list[Outcome], report: Report) -> float:
+        """Writes one chunk to every sink; the seconds it took."""
         t0 = time.perf_counter()
         for sink in sinks:
             sink.write(outcomes)
-        report.sink_s += time.perf_counter() - t0
+        took = time.perf_counter() - t0
+        report.sink_s += took
+        return took
 
 
 def abort_quietly(sink: Sink) -> None:

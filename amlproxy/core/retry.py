@@ -25,7 +25,15 @@ core imports no SDK). Then:
 - a non-retryable :class:`~amlproxy.errors.BackendError` is raised at once, with
   ``attempts`` set; other non-retryable errors propagate untouched;
 - a deadline that passed before the first attempt raises :class:`RetriesExhaustedError`
-  with ``attempts=0`` and makes no call at all.
+  with ``attempts=0`` and makes no call at all: the record was not tried, so it is not
+  done rather than failed (:func:`never_attempted`).
+
+A Lambda invocation's :class:`Deadline` lies a margin before its timeout: the lesser of
+:data:`MARGIN_CAP_S` and :data:`MARGIN_FRACTION` of the time left when the invocation
+starts (``AMLPROXY_DEADLINE_MARGIN_S`` overrides it), so that every timeout the template
+allows (3 s to 900 s) leaves time both to work and to finish (abort or checkpoint the
+outputs, answer) before the runtime kills the process. Each endpoint call's read timeout
+is bounded by the time left to the deadline (:func:`amlproxy.backends._aws.bound_by_deadline`).
 """
 
 from __future__ import annotations
@@ -83,6 +91,30 @@ def explain(error: BaseException) -> str:
     return f"{error} ({note})" if note else str(error)
 
 
+MARGIN_CAP_S = 10.0
+MARGIN_FRACTION = 0.2
+
+
+def derived_margin(remaining_s: float) -> float:
+    """The deadline margin of an invocation with ``remaining_s`` seconds left at its start:
+    the lesser of :data:`MARGIN_CAP_S` and :data:`MARGIN_FRACTION` of it (0.6 s of a 3 s
+    timeout, 5.8 s of the API's 29 s, 10 s from a 50 s timeout on)."""
+    return max(0.0, min(MARGIN_CAP_S, remaining_s * MARGIN_FRACTION))
+
+
+def never_attempted(error: BaseException) -> bool:
+    """Whether ``error`` says that the deadline came before the first attempt (the record
+    is not done, and must not be reported as failed)."""
+    return (isinstance(error, RetriesExhaustedError) and error.attempts == 0
+            and error.why == WHY_DEADLINE)
+
+
+def make_rng(seed: int | None) -> random.Random:
+    """A seeded generator (reproducible), else ``random.SystemRandom``: no state to share
+    between the copies a SnapStart snapshot restores."""
+    return random.Random(seed) if seed is not None else random.SystemRandom()
+
+
 class Deadline:
     """A point in time (on a monotonic clock) after which no attempt starts.
 
@@ -107,8 +139,9 @@ class Deadline:
         self._at = None if seconds is None else self.clock() + seconds - margin_s
         self._margin = margin_s
 
-    def set_from_lambda_context(self, context: Any, *, margin_s: float = 5.0) -> None:
-        """Expire ``margin_s`` before the Lambda invocation times out.
+    def set_from_lambda_context(self, context: Any, *, margin_s: float | None = None) -> None:
+        """Expire ``margin_s`` (default: :func:`derived_margin` of the time left) before the
+        Lambda invocation times out.
 
         ``context`` is the handler's context object; without a
         ``get_remaining_time_in_millis`` method (local runs) the deadline is removed.
@@ -116,8 +149,10 @@ class Deadline:
         remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
         if remaining_ms is None:
             self.set_remaining(None)
-        else:
-            self.set_remaining(remaining_ms() / 1000.0, margin_s=margin_s)
+            return
+        remaining = remaining_ms() / 1000.0
+        margin = derived_margin(remaining) if margin_s is None else margin_s
+        self.set_remaining(remaining, margin_s=margin)
 
     def remaining(self) -> float | None:
         """Seconds left (negative once expired), None without a deadline."""
@@ -173,7 +208,8 @@ class RetryPolicy:
 
     ``retryable`` classifies errors (see the module docstring); :meth:`with_retryable`
     makes a policy that shares everything else, the deadline included. ``sleep`` is
-    injectable for tests; ``seed`` makes the jitter reproducible.
+    injectable for tests; ``seed`` makes the jitter reproducible (unseeded, it comes from
+    ``random.SystemRandom``, see :func:`make_rng`).
     """
 
     max_attempts: int = 5
@@ -189,7 +225,7 @@ class RetryPolicy:
             raise ConfigurationError(f"max_attempts must be >= 1, got {self.max_attempts}")
         if self.base_delay_s < 0 or self.max_delay_s < 0:
             raise ConfigurationError("retry delays must be >= 0")
-        self._rng = random.Random(self.seed)
+        self._rng = make_rng(self.seed)
         self._retrying = Retrying(
             sleep=self.sleep,
             stop=self._should_stop,

@@ -18,7 +18,6 @@ calls is the ``EndpointCalls`` counter. Samples are split over lines of 100 valu
 
 from __future__ import annotations
 
-import random
 import sys
 import threading
 import time
@@ -28,6 +27,7 @@ from typing import Any
 import orjson
 
 from amlproxy.core.report import Report
+from amlproxy.core.retry import make_rng
 
 MAX_VALUES_PER_LINE = 100  # EMF: an array value holds at most 100 numbers
 MAX_SAMPLES = 1000
@@ -76,7 +76,7 @@ class EmfMetrics:
         self.enabled = enabled
         self._write = write
         self._lock = threading.Lock()
-        self._rng = random.Random(seed)
+        self._rng = make_rng(seed)  # SystemRandom unless seeded: nothing SnapStart copies
         self._counters: dict[str, float] = {}
         self._samples: list[float] = []
         self._seen = 0

@@ -1,6 +1,12 @@
-"""HTTP events for the API trigger: API Gateway REST (payload 1.0), HTTP API (2.0) and
-Lambda function URLs (2.0 shape), normalised into one :class:`HttpRequest`; and the
-proxy-integration response every one of them accepts.
+"""HTTP events for the API trigger: API Gateway REST (payload 1.0), HTTP API (2.0),
+Lambda function URLs (2.0 shape) and Application Load Balancer targets, normalised into
+one :class:`HttpRequest`; and the proxy-integration response every one of them accepts.
+
+:func:`parse_http_event` refuses what is not an HTTP request with
+:class:`~amlproxy.errors.UnsupportedEventError`: another source's event, an API Gateway
+authorizer event, a payload that is not an object. An HTTP request whose parts have the
+wrong types (headers that are not an object of strings, a body that is not a string...)
+raises it with ``own_kind=True``: the handler answers 400.
 """
 
 from __future__ import annotations
@@ -9,9 +15,15 @@ import base64
 import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
+from urllib.parse import unquote_plus
 
 import orjson
+
+from amlproxy.core.schema_format import json_type_name
+from amlproxy.errors import UnsupportedEventError
+from amlproxy.triggers._events import describe
 
 JSON_TYPE = "application/json"
 
@@ -35,7 +47,8 @@ class HttpRequest:
     raw_body: str | None
     base64_encoded: bool
     request_id: str | None
-    kind: str  # "rest", "http-api" or "function-url"
+    kind: str  # "rest", "http-api", "function-url" or "alb"
+    multi_value: bool = False  # ALB with multi-value headers: answer multiValueHeaders
 
     @property
     def content_type(self) -> str:
@@ -61,34 +74,109 @@ class HttpRequest:
         return data
 
 
-def parse_http_event(event: Mapping[str, Any]) -> HttpRequest:
-    """The request of a REST API, HTTP API or function URL event."""
-    context: Mapping[str, Any] = event.get("requestContext") or {}
-    if event.get("version") == "2.0" or "http" in context:
-        http: Mapping[str, Any] = context.get("http") or {}
-        method = str(http.get("method", ""))
-        path = str(event.get("rawPath") or http.get("path") or "/")
-        domain = str(context.get("domainName", ""))
-        kind = "function-url" if ".lambda-url." in domain else "http-api"
-        stage = str(context.get("stage") or "")
-        if stage and stage != "$default" and path.startswith(f"/{stage}/"):
-            path = path[len(stage) + 1 :]
+def parse_http_event(event: Any) -> HttpRequest:
+    """The request of a REST API, HTTP API, function URL or ALB event (see the module
+    docstring for what is refused)."""
+    if not isinstance(event, Mapping) or _is_authorizer(event):
+        raise UnsupportedEventError("API", describe(event))
+    context = event.get("requestContext")
+    if context is not None and not isinstance(context, Mapping):
+        raise _malformed("requestContext", context, "an object")
+    context = context or {}
+    if "http" in context or (event.get("version") == "2.0" and (
+            "routeKey" in event or "rawPath" in event)):
+        method, path, kind = _v2_route(event, context)
+    elif "httpMethod" in event:
+        method = _text(event, "httpMethod")
+        path = _text(event, "path", default="/")
+        kind = "alb" if "elb" in context else "rest"
     else:
-        method = str(event.get("httpMethod", ""))
-        path = str(event.get("path") or "/")
-        kind = "rest"
-    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
-    query = {str(k): str(v) for k, v in (event.get("queryStringParameters") or {}).items()}
+        raise UnsupportedEventError("API", describe(event))
+    multi_value = kind == "alb" and "multiValueHeaders" in event
+    headers = {k.lower(): v for k, v in _strings(event, "headers", multi_value).items()}
+    query = _strings(event, "queryStringParameters", multi_value)
+    if kind == "alb":  # the load balancer passes the query string as sent
+        query = {unquote_plus(k): unquote_plus(v) for k, v in query.items()}
+    body = event.get("body")
+    if body is not None and not isinstance(body, str):
+        raise _malformed("body", body, "a string")
+    encoded = event.get("isBase64Encoded")
+    if encoded is not None and not isinstance(encoded, bool):
+        raise _malformed("isBase64Encoded", encoded, "a boolean")
+    request_id = context.get("requestId")
     return HttpRequest(
         method=method.upper(),
         path=path.rstrip("/") or "/",
         headers=headers,
         query=query,
-        raw_body=event.get("body"),
-        base64_encoded=bool(event.get("isBase64Encoded")),
-        request_id=context.get("requestId"),
+        raw_body=body,
+        base64_encoded=bool(encoded),
+        request_id=request_id if isinstance(request_id, str) and request_id else None,
         kind=kind,
+        multi_value=multi_value,
     )
+
+
+def _is_authorizer(event: Mapping[str, Any]) -> bool:
+    return event.get("type") in ("TOKEN", "REQUEST") and (
+        "methodArn" in event or "routeArn" in event)
+
+
+def _v2_route(event: Mapping[str, Any], context: Mapping[str, Any]) -> tuple[str, str, str]:
+    http = context.get("http")
+    if not isinstance(http, Mapping):
+        raise _malformed("requestContext.http", http, "an object")
+    method = _text(http, "method", where="requestContext.http.")
+    path = _text(event, "rawPath", default="") or _text(
+        http, "path", default="/", where="requestContext.http.")
+    domain = context.get("domainName")
+    kind = "function-url" if isinstance(domain, str) and ".lambda-url." in domain else "http-api"
+    stage = context.get("stage")
+    if isinstance(stage, str) and stage and stage != "$default" and path.startswith(
+            f"/{stage}/"):
+        path = path[len(stage) + 1 :]
+    return method, path, kind
+
+
+def _text(parent: Mapping[str, Any], name: str, *, default: str | None = None,
+          where: str = "") -> str:
+    value = parent.get(name)
+    if value in (None, "") and default is not None:
+        return default
+    if isinstance(value, str) and value:
+        return value
+    raise _malformed(where + name, value, "a non-empty string")
+
+
+def _strings(event: Mapping[str, Any], name: str, multi_value: bool) -> dict[str, str]:
+    """A map of strings (headers, query parameters); with ``multi_value`` (ALB), the last
+    value of each ``multiValue...`` list."""
+    if multi_value:
+        name = "multiValue" + name[0].upper() + name[1:]
+    value = event.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise _malformed(name, value, "an object")
+    found = {}
+    for key, item in value.items():
+        if multi_value and isinstance(item, list) and item:
+            item = item[-1]
+        if isinstance(item, bool) or not isinstance(item, str | int | float):
+            raise _malformed(f"{name}[{key!r}]", item, "a string")
+        found[str(key)] = str(item)
+    return found
+
+
+def _malformed(name: str, value: Any, expected: str) -> UnsupportedEventError:
+    if value is None:
+        problem = "is missing"
+    elif value == "":
+        problem = "is empty"
+    else:
+        problem = f"is {json_type_name(value)}, not {expected}"
+    return UnsupportedEventError("API", f"a malformed HTTP request: {name} {problem}",
+                                 own_kind=True)
 
 
 def response(
@@ -109,3 +197,20 @@ def error_response(
 ) -> dict[str, Any]:
     """``{"error": {"code": ..., "reason": ...}}`` with ``status``."""
     return response(status, {"error": {"code": code, "reason": reason}}, headers=headers)
+
+
+def for_source(request: HttpRequest, answer: dict[str, Any]) -> dict[str, Any]:
+    """``answer`` in the shape the request's source expects: an ALB also wants a
+    ``statusDescription`` (and ``multiValueHeaders`` when the target group has multi-value
+    headers on); API Gateway refuses members it does not know, so the others get it as is."""
+    if request.kind != "alb":
+        return answer
+    status = int(answer["statusCode"])
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = ""
+    shaped = {**answer, "statusDescription": f"{status} {reason}".strip()}
+    if request.multi_value:
+        shaped["multiValueHeaders"] = {k: [v] for k, v in shaped.pop("headers").items()}
+    return shaped

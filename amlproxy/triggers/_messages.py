@@ -7,7 +7,8 @@ A message body is JSON and one of:
   or an ``"s3://bucket/key"`` URI (bare or as a JSON string), scored like the S3 trigger
   (keys taken literally; the loop guard applies, the input prefix does not);
 - an S3 event notification forwarded by SNS or EventBridge-less fan-out
-  (``{"Records": [{"eventSource": "aws:s3", ...}]}``), scored like the S3 trigger.
+  (``{"Records": [{"eventSource": "aws:s3", ...}]}``), scored like the S3 trigger (one
+  with a record of another kind, ``ObjectRemoved:*``..., is refused as a whole).
 
 Records are numbered from 1 in the message (``line``) under the source id given by the
 trigger (``sns:<MessageId>``, ``sqs:<messageId>``). A body that is none of the above is
@@ -25,10 +26,11 @@ import orjson
 
 from amlproxy.core.outcome import SourceRow
 from amlproxy.core.ports import Sink
+from amlproxy.errors import UnsupportedEventError
 from amlproxy.observability.instrument import message_annotations, traced_input
+from amlproxy.triggers._events import s3_object_refs
 from amlproxy.triggers._runtime import Runtime
-from amlproxy.triggers._s3objects import ObjectRef, s3_output_sinks, score_object
-from amlproxy.triggers.s3 import object_refs, summarize
+from amlproxy.triggers._s3objects import ObjectRef, s3_output_sinks, score_object, summarize
 
 RAW_LIMIT = 1000  # characters of a refused body kept in its reject
 
@@ -62,8 +64,10 @@ def parse_message(body: str) -> ParsedMessage:
         if isinstance(doc.get("Records"), list) and any(
             isinstance(r, Mapping) and r.get("eventSource") == "aws:s3" for r in doc["Records"]
         ):
-            refs, _ = object_refs(doc["Records"])
-            return ParsedMessage(objects=refs)
+            try:
+                return ParsedMessage(objects=s3_object_refs(doc))
+            except UnsupportedEventError as exc:  # bad input: a reject, not a retry
+                return _refused(body, f"the message holds {exc.arrived}")
         if "records" in doc and len(doc) == 1:
             if not isinstance(doc["records"], list):
                 return _refused(body, '"records" must be a list of records')

@@ -1,16 +1,33 @@
 """What every Lambda trigger shares: the runtime built once per cold start, and the
 per-invocation bracket (deadline, log context, metrics flush).
 
-:func:`get_runtime` builds the :class:`Runtime` on the first invocation (settings, schema,
-backend, pipeline, AWS clients, shared sinks, tracer, metrics) and keeps it for the life of
-the process. A configuration problem raises one :class:`ConfigurationError` there, listing
-every bad variable, and again on each invocation until the configuration is fixed.
+The :class:`Runtime` (settings, schema, backend, pipeline, AWS clients, shared sinks,
+tracer, metrics) is built once per process and kept for its life:
+
+- under Lambda, in the init phase: each handler module calls :func:`init_trigger` when it
+  is imported, which builds the runtime and checks the trigger's own configuration. A
+  configuration problem raises one :class:`ConfigurationError` (listing every bad
+  variable) out of the import, which the runtime interface client reports to
+  ``/runtime/init/error``: the function fails to start instead of failing its first event;
+- elsewhere (tests, a library user importing a handler, the in-process local stack) on the
+  first invocation, by :func:`invocation`; the error is then raised at each invocation
+  until the configuration is fixed.
+
+"Under Lambda" means that ``AWS_LAMBDA_RUNTIME_API`` is set (Lambda, the Runtime Interface
+Emulator, ``sam local`` and ``amlproxy local up``'s workers set it for the runtime client)
+and that ``_HANDLER``, when set, names a handler of the importing module.
+
+SnapStart: the init phase opens no connection (clients connect at their first call, and
+botocore opens a new connection when a pooled one is dead) and keeps no random state that
+a restored copy would share (the retry jitter and the metrics sampling draw from
+``random.SystemRandom`` unless seeded).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,7 +39,7 @@ from amlproxy.core.pipeline import Pipeline
 from amlproxy.core.ports import Sink
 from amlproxy.core.retry import Deadline
 from amlproxy.core.schema import Schema
-from amlproxy.errors import ConfigurationError
+from amlproxy.errors import ConfigurationError, UnsupportedEventError
 from amlproxy.observability.instrument import invocation_annotations
 from amlproxy.observability.logs import configure_logging, set_log_context
 from amlproxy.observability.metrics import EmfMetrics
@@ -72,27 +89,31 @@ class Runtime:
 
 
 _runtime: Runtime | None = None
+_lock = threading.Lock()  # the in-process local stack invokes handlers from threads
 
 
 def get_runtime() -> Runtime:
     """The process's runtime, built on first use."""
     global _runtime
-    if _runtime is None:
-        _runtime = build_runtime()
-    return _runtime
+    with _lock:
+        if _runtime is None:
+            _runtime = build_runtime()
+        return _runtime
 
 
 def reset_runtime() -> None:
     """Close and forget the runtime: the next invocation builds a new one from the
     environment (tests; a long-lived process after a configuration change)."""
     global _runtime
-    runtime, _runtime = _runtime, None
+    with _lock:
+        runtime, _runtime = _runtime, None
     if runtime is not None:
         runtime.close()
 
 
 def build_runtime(settings: Settings | None = None) -> Runtime:
     started = time.perf_counter()
+    configure_logging()  # JSON lines from the first record on, a settings error's too
     settings = settings if settings is not None else load_settings()
     configure_logging(settings.log_level)
     tracer = make_tracer(settings.tracing)
@@ -121,8 +142,34 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
     return runtime
 
 
-def _check_trigger(runtime: Runtime, trigger: str) -> None:
-    """Configuration that only a given trigger needs, checked at its first invocation."""
+def in_lambda_init(module: str) -> bool:
+    """Whether ``module`` is being imported by a Lambda runtime client as the function's
+    handler module (see the module docstring)."""
+    if not os.environ.get("AWS_LAMBDA_RUNTIME_API"):
+        return False
+    handler = os.environ.get("_HANDLER", "").replace("/", ".")
+    return not handler or handler.rpartition(".")[0] == module
+
+
+def init_trigger(trigger: str, module: str) -> None:
+    """Called by each handler module at import: under Lambda, builds the runtime and checks
+    ``trigger``'s configuration now, in the init phase (a bad setting fails the import);
+    elsewhere does nothing, and the first invocation builds the runtime."""
+    if not in_lambda_init(module):
+        return
+    set_log_context(function=os.environ.get("AWS_LAMBDA_FUNCTION_NAME"), trigger=trigger,
+                    phase="init", cold_start=True)
+    try:
+        check_trigger(get_runtime(), trigger)
+    except ConfigurationError as exc:
+        log.error("configuration error: %s", exc)
+        raise
+    finally:
+        set_log_context()
+
+
+def check_trigger(runtime: Runtime, trigger: str) -> None:
+    """Configuration that only a given trigger needs (checked once per trigger)."""
     if trigger in runtime.checked_triggers:
         return
     settings = runtime.settings
@@ -137,35 +184,49 @@ def _check_trigger(runtime: Runtime, trigger: str) -> None:
 @contextmanager
 def invocation(trigger: str, context: Any, carrier: Carrier | None = None,
                links: Sequence[Carrier] = ()) -> Iterator[Runtime]:
-    """The bracket of one invocation: builds the runtime if needed, sets the retry
-    deadline from the Lambda context and the log fields, opens the invocation's span
+    """The bracket of one invocation: the runtime (built now if the init phase did not),
+    the retry deadline from the Lambda context, the log fields, the invocation's span
     (parent: ``carrier``'s trace headers, else Lambda's; ``links``: the traces of the
-    messages of a batch), flushes metrics and spans."""
-    fields = {
-        "request_id": getattr(context, "aws_request_id", None),
-        "function": getattr(context, "function_name", None),
-        "trigger": trigger,
-    }
-    set_log_context(**fields, cold_start=_runtime is None)
-    try:
-        runtime = get_runtime()
-        _check_trigger(runtime, trigger)
-    except ConfigurationError as exc:
-        log.error("configuration error: %s", exc)
-        raise
-    cold_start = runtime.invocations == 0
-    set_log_context(**fields, cold_start=cold_start)
-    runtime.invocations += 1
-    runtime.deadline.set_from_lambda_context(context, margin_s=runtime.settings.deadline_margin_s)
-    runtime.metrics.set_dimension("trigger", trigger)
+    messages of a batch), the metrics and spans flushed at the end. A refused event
+    (:class:`UnsupportedEventError`) and any other error are logged and raised."""
+    runtime, cold_start = _begin(trigger, context)
+    fields = {"request_id": getattr(context, "aws_request_id", None),
+              "function": getattr(context, "function_name", None), "trigger": trigger}
     kind: SpanKindName = "server" if trigger == "api" else "consumer"
     try:
         with runtime.tracer.invocation(f"amlproxy {trigger}", carrier=carrier, links=links,
                                        kind=kind, **invocation_annotations(fields, cold_start)):
             yield runtime
+    except UnsupportedEventError as exc:
+        log.error("event refused: %s", exc, extra={"error_type": type(exc).__name__})
+        raise
     except Exception:
         log.exception("%s invocation failed", trigger)
         raise
     finally:
         runtime.metrics.flush()
         runtime.tracer.flush(runtime.deadline.remaining())
+        set_log_context()
+
+
+def _begin(trigger: str, context: Any) -> tuple[Runtime, bool]:
+    """Everything :func:`invocation` does before the handler runs; the runtime, and
+    whether this is the process's first invocation (a cold start)."""
+    first = _runtime is None or _runtime.invocations == 0
+    set_log_context(
+        request_id=getattr(context, "aws_request_id", None),
+        function=getattr(context, "function_name", None),
+        trigger=trigger,
+        cold_start=first,
+    )
+    try:
+        runtime = get_runtime()
+        check_trigger(runtime, trigger)
+    except ConfigurationError as exc:
+        log.error("configuration error: %s", exc)
+        set_log_context()
+        raise
+    runtime.invocations += 1
+    runtime.deadline.set_from_lambda_context(context, margin_s=runtime.settings.deadline_margin_s)
+    runtime.metrics.set_dimension("trigger", trigger)
+    return runtime, first

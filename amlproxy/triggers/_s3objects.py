@@ -219,6 +219,10 @@ class _Outputs:
         and save a checkpoint at ``report.last_line`` (see :mod:`._checkpoints`)."""
         assert self.store is not None
         store, previous = self.store, self.resumed
+        if previous is None and report.last_line == 0:  # nothing done: nothing to keep, and
+            for sink in sinks:  # no time spent on a checkpoint after the deadline
+                abort_quietly(sink)
+            return
         try:
             states: dict[str, dict[str, Any]] = {
                 sink.kind: sink.suspend(store.tail_key(sink.kind, report.last_line))
@@ -273,3 +277,15 @@ def _error(runtime: Runtime, summary: dict[str, Any], reason: str) -> dict[str, 
     runtime.metrics.add("InputErrors")
     summary.update(status="error", reason=reason)
     return summary
+
+
+def summarize(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-object summaries plus the totals over them (an S3 event's, or a message's that
+    points to objects)."""
+    totals = {"total": 0, "ok": 0, "rejected": 0, "failed": 0}
+    states = {"scored": 0, "skipped": 0, "error": 0, "interrupted": 0}
+    for item in objects:
+        states[item["status"]] += 1
+        for name in totals:
+            totals[name] += int(item.get(name, 0))
+    return {"objects": objects, **states, "records": totals}

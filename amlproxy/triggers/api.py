@@ -13,7 +13,9 @@ Answers (always ``application/json``, never a traceback)
          {"index": 7, "status": "failed", "reason": ...}], "summary": {...}}``.
     400  ``{"errors": [{"index": 0, "field": "age", "reason": "..."}]}``: every bad field of
          every record (``line`` too for CSV), at most 100 listed; nothing is scored when a
-         record is invalid. Also for bodies that are not JSON / CSV at all.
+         record is invalid. Also for bodies that are not JSON / CSV at all, and for a
+         malformed HTTP event (``{"error": {"code": "BadRequest", ...}}``). An event that
+         is not an HTTP request raises :class:`~amlproxy.errors.UnsupportedEventError`.
     409  a request with the same ``Idempotency-Key`` is still being scored (``Retry-After``).
     422  an ``Idempotency-Key`` already used with a different request.
     413  body over ``AMLPROXY_API_MAX_BODY_BYTES`` or more than ``AMLPROXY_API_MAX_RECORDS``
@@ -36,13 +38,14 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import orjson
 
 from amlproxy.core.readers import duplicate_json_key, read_records
 from amlproxy.core.schema import Schema
-from amlproxy.errors import ConfigurationError, RecordValidationError
+from amlproxy.errors import ConfigurationError, RecordValidationError, UnsupportedEventError
 from amlproxy.observability.carriers import http_carrier
 from amlproxy.settings import LAMBDA_RESPONSE_LIMIT
 from amlproxy.triggers._http import (
@@ -51,6 +54,7 @@ from amlproxy.triggers._http import (
     HttpRequest,
     RequestTooLarge,
     error_response,
+    for_source,
     parse_http_event,
     response,
 )
@@ -61,7 +65,7 @@ from amlproxy.triggers._idempotency import (
     idempotent,
     request_fingerprint,
 )
-from amlproxy.triggers._runtime import Runtime, invocation
+from amlproxy.triggers._runtime import Runtime, init_trigger, invocation
 
 log = logging.getLogger("amlproxy.triggers")
 
@@ -70,18 +74,32 @@ MAX_ERRORS_LISTED = 100
 MAX_REASON_CHARS = 300
 S3_HINT = "score larger inputs with the S3 trigger (upload a CSV or JSON Lines file)"
 
+init_trigger("api", __name__)  # under Lambda: the runtime is built now, in the init phase
 
-def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
-    """Lambda entry point of the HTTP trigger."""
+
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    """Lambda entry point of the HTTP trigger. An event that is not an HTTP request raises
+    :class:`~amlproxy.errors.UnsupportedEventError`; a malformed HTTP request gets 400."""
     request_id = getattr(context, "aws_request_id", None)
     try:
-        with invocation("api", context, http_carrier(event.get("headers"))) as runtime:
-            request = parse_http_event(event)
+        headers = event.get("headers") if isinstance(event, Mapping) else None
+        with invocation("api", context, http_carrier(headers)) as runtime:
+            try:
+                request = parse_http_event(event)
+            except UnsupportedEventError as exc:
+                if not exc.own_kind:
+                    raise
+                log.warning("%s", exc, extra={"status": 400})
+                return error_response(400, "BadRequest", exc.arrived)
+            if request.request_id is None and isinstance(request_id, str) and request_id:
+                request = replace(request, request_id=request_id)  # a hand-made event
             runtime.metrics.add("ApiRequests")
-            answer = route(runtime, request)
+            answer = for_source(request, route(runtime, request))
             log.info("%s %s -> %s", request.method, request.path, answer["statusCode"],
                      extra={"status": answer["statusCode"], "event_kind": request.kind})
             return answer
+    except UnsupportedEventError:
+        raise  # not an HTTP request: the invoker gets the error (logged by invocation())
     except ConfigurationError:
         return error_response(500, "ConfigurationError", "the function is misconfigured; "
                               f"see its logs (request id {request_id})")

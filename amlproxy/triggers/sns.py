@@ -14,29 +14,35 @@ that Lambda retries; bad input is rejected, not retried.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from amlproxy.errors import EventIncompleteError
+from amlproxy.triggers._events import records_of, text_at
 from amlproxy.triggers._messages import needs_retry, score_message
-from amlproxy.triggers._runtime import invocation
+from amlproxy.triggers._runtime import init_trigger, invocation
+
+init_trigger("sns", __name__)  # under Lambda: the runtime is built now, in the init phase
 
 
-def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+def notifications(event: Any) -> list[tuple[str, str]]:
+    """(MessageId, Message) of every notification of an SNS event; any other event, or a
+    malformed one, raises :class:`~amlproxy.errors.UnsupportedEventError`."""
+    found = []
+    for index, record in enumerate(records_of(event, "SNS", "aws:sns")):
+        where: dict[str, Any] = {"handler": "SNS", "kind": "SNS", "index": index}
+        message_id = text_at(record, "Sns.MessageId", **where)
+        found.append((message_id, text_at(record, "Sns.Message", **where)))  # never empty
+    return found
+
+
+def handler(event: Any, context: Any) -> dict[str, Any]:
     """Lambda entry point of the SNS trigger."""
     with invocation("sns", context) as runtime:
-        messages = []
-        for record in event.get("Records") or ():
-            sns = record.get("Sns") or {}
-            message_id = str(sns.get("MessageId", ""))
-            messages.append(
-                score_message(
-                    runtime,
-                    str(sns.get("Message", "")),
-                    source=f"sns:{message_id}",
-                    stem=f"sns/{message_id}",
-                )
-            )
+        messages = [
+            score_message(runtime, message, source=f"sns:{message_id}",
+                          stem=f"sns/{message_id}")
+            for message_id, message in notifications(event)
+        ]
         summary = {"messages": messages}
         strict = runtime.settings.raise_on_failed
         retry = [

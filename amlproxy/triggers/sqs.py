@@ -3,7 +3,9 @@
 Each message body is scored as described in :mod:`amlproxy.triggers._messages`; a body
 that is an SNS notification (SNS -> SQS subscription without raw delivery) is unwrapped
 first. The source id is ``sns:<MessageId>`` for a wrapped notification (the same id
-whichever queue or redelivery brings it), else ``sqs:<messageId>``.
+whichever queue or redelivery brings it), else ``sqs:<messageId>``. Any other event, and an
+SQS event with a record lacking its ``messageId`` or ``body``, raise
+:class:`~amlproxy.errors.UnsupportedEventError` before any message is scored.
 
 The answer is ``{"batchItemFailures": [{"itemIdentifier": messageId}, ...]}`` (the event
 source mapping needs ``FunctionResponseTypes: [ReportBatchItemFailures]``): a message is
@@ -26,33 +28,45 @@ from typing import Any
 import orjson
 
 from amlproxy.observability.carriers import sqs_carriers
+from amlproxy.triggers._events import records_of, text_at
 from amlproxy.triggers._messages import needs_retry, score_message
-from amlproxy.triggers._runtime import Runtime, invocation
+from amlproxy.triggers._runtime import Runtime, init_trigger, invocation
 
 log = logging.getLogger("amlproxy.triggers")
 
+init_trigger("sqs", __name__)  # under Lambda: the runtime is built now, in the init phase
 
-def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+
+def messages(event: Any) -> list[tuple[str, str, Mapping[str, Any]]]:
+    """(messageId, body, record) of every message of an SQS event; any other event, or a
+    malformed one, raises :class:`~amlproxy.errors.UnsupportedEventError`."""
+    found = []
+    for index, record in enumerate(records_of(event, "SQS", "aws:sqs")):
+        where: dict[str, Any] = {"handler": "SQS", "kind": "SQS", "index": index}
+        message_id = text_at(record, "messageId", **where)
+        found.append((message_id, text_at(record, "body", **where), record))  # never empty
+    return found
+
+
+def handler(event: Any, context: Any) -> dict[str, Any]:
     """Lambda entry point of the SQS trigger."""
-    parent, links = sqs_carriers(event.get("Records") or ())
+    parent, links = sqs_carriers(event.get("Records") or () if isinstance(event, Mapping) else ())
     with invocation("sqs", context, parent, links) as runtime:
         failures: list[dict[str, str]] = []
         fifo_blocked = False
-        for record in event.get("Records") or ():
-            message_id = str(record.get("messageId", ""))
+        for message_id, body, record in messages(event):
             if fifo_blocked or runtime.deadline.expired():
                 failures.append({"itemIdentifier": message_id})
                 continue
-            if not _handle(runtime, record, message_id):
+            if not _handle(runtime, body, message_id):
                 failures.append({"itemIdentifier": message_id})
                 fifo_blocked = str(record.get("eventSourceARN", "")).endswith(".fifo")
         runtime.metrics.add("BatchItemFailures", len(failures))
         return {"batchItemFailures": failures}
 
 
-def _handle(runtime: Runtime, record: Mapping[str, Any], message_id: str) -> bool:
+def _handle(runtime: Runtime, body: str, message_id: str) -> bool:
     """Scores one message; False if it must be redelivered."""
-    body = str(record.get("body", ""))
     source, stem = f"sqs:{message_id}", f"sqs/{message_id}"
     unwrapped = unwrap_sns(body)
     if unwrapped is not None:
@@ -70,7 +84,8 @@ def _handle(runtime: Runtime, record: Mapping[str, Any], message_id: str) -> boo
 
 
 def unwrap_sns(body: str) -> tuple[str, str] | None:
-    """(MessageId, Message) of an SNS notification delivered to SQS as JSON, else None."""
+    """(MessageId, Message) of an SNS notification delivered to SQS as JSON (raw message
+    delivery off), else None: the body is then the message itself."""
     if '"Notification"' not in body:
         return None
     try:
@@ -81,7 +96,9 @@ def unwrap_sns(body: str) -> tuple[str, str] | None:
         isinstance(doc, dict)
         and doc.get("Type") == "Notification"
         and isinstance(doc.get("Message"), str)
+        and isinstance(doc.get("MessageId"), str)
+        and doc["MessageId"]
         and "TopicArn" in doc
     ):
-        return str(doc.get("MessageId", "")), doc["Message"]
+        return doc["MessageId"], doc["Message"]
     return None

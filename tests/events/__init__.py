@@ -1,6 +1,6 @@
 """Lambda event fixtures (real AWS shapes, see README.md) and helpers to invoke handlers.
 
-``load_event(name)``  a fresh copy of ``<name>.json``.
+``load_event(name)``  a fresh copy of ``<name>.json``; ``event_names()`` lists them all.
 ``LambdaContext``     the attributes of the Lambda context object the handlers use.
 ``use_env(monkeypatch, **variables)``  set AMLPROXY_* variables (None unsets) and drop the
                       cached runtime, so the next invocation builds one from them.
@@ -29,6 +29,11 @@ def _read(name: str) -> Any:
 
 def load_event(name: str) -> Any:
     return copy.deepcopy(_read(name))
+
+
+def event_names() -> list[str]:
+    """The names of every sample event (see README.md), sorted."""
+    return sorted(path.stem for path in EVENTS.glob("*.json"))
 
 
 @dataclass

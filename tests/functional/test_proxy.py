@@ -88,9 +88,11 @@ def test_explicit_options_and_settings(monkeypatch: pytest.MonkeyPatch, emu: Any
 def test_lambda_deadline_marks_unscored_records_failed(monkeypatch: pytest.MonkeyPatch) -> None:
     use_env(monkeypatch)
     with amlproxy.Proxy.from_env() as proxy:
-        proxy.set_lambda_context(LambdaContext(timeout_s=1.0))  # inside the 10 s margin
+        proxy.set_lambda_context(LambdaContext(timeout_s=1.0), margin_s=10.0)  # time is up
         outcomes = proxy.predict_many([census_record()] * 3)
         assert [o.status for o in outcomes] == [Status.FAILED] * 3
         assert "deadline" in outcomes[0].reasons[0]
         proxy.set_lambda_context(None)  # no deadline any more
+        assert proxy.predict_many([census_record()])[0].status is Status.OK
+        proxy.set_lambda_context(LambdaContext(timeout_s=1.0))  # the default margin: 0.2 s
         assert proxy.predict_many([census_record()])[0].status is Status.OK

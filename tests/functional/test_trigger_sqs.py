@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from amlproxy.sinks.dynamodb import table_definition
 from amlproxy.triggers import sqs
+from amlproxy.triggers._runtime import reset_runtime
 from tests.events import LambdaContext, load_event, use_env
+from tests.fixtures.aws import bucket_and_table
 from tests.fixtures.emulator import census_record
 
 BUCKET = "amlproxy-out"
@@ -41,9 +42,7 @@ def statuses(ddb: Any) -> dict[str, set[str]]:
 @pytest.fixture
 def stack(monkeypatch: pytest.MonkeyPatch, aws_client: Any, moto_reset: str, emu: Any
           ) -> dict[str, Any]:
-    s3, ddb = aws_client("s3"), aws_client("dynamodb")
-    s3.create_bucket(Bucket=BUCKET)
-    ddb.create_table(**table_definition(TABLE))
+    s3, ddb = bucket_and_table(aws_client, BUCKET, TABLE)
     use_env(monkeypatch, aws_endpoint_url=moto_reset, dynamodb_table=TABLE,
             output_bucket=BUCKET, backend="aml", aml_model_id=emu.model_id,
             aml_predict_endpoint=emu.url, endpoint_url=emu.url, region="us-east-1",
@@ -105,7 +104,18 @@ def test_fifo_stops_at_the_first_failure(stack: dict[str, Any], emu: Any) -> Non
     assert emu.endpoint_counts(emu.model_id)["requests"] == 1  # f2 and f3 left for later
 
 
-def test_deadline_reports_unprocessed_messages(stack: dict[str, Any]) -> None:
+def test_deadline_reports_unprocessed_messages(stack: dict[str, Any],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AMLPROXY_DEADLINE_MARGIN_S", "10")  # more than the time left
+    reset_runtime()
     answer = sqs.handler(sqs_event(("d1", census_record()), ("d2", census_record())),
-                         LambdaContext(timeout_s=5.0))  # less than the 10 s margin
+                         LambdaContext(timeout_s=5.0))
     assert [f["itemIdentifier"] for f in answer["batchItemFailures"]] == ["d1", "d2"]
+    assert "sqs:d1" not in statuses(stack["ddb"])  # not attempted: nothing written
+
+
+def test_the_default_margin_fits_a_short_timeout(stack: dict[str, Any]) -> None:
+    answer = sqs.handler(sqs_event(("d1", census_record()), ("d2", census_record())),
+                         LambdaContext(timeout_s=5.0))  # margin: 1 s, a fifth of it
+    assert answer == {"batchItemFailures": []}
+    assert statuses(stack["ddb"]) == {"sqs:d1": {"ok"}, "sqs:d2": {"ok"}}

@@ -1,5 +1,5 @@
 """A Lambda timeout cuts a large file in the middle: the deadline (set from the Lambda
-context, ``AMLPROXY_DEADLINE_MARGIN_S`` before the timeout) stops the run, the S3 trigger
+context, the derived margin before the timeout) stops the run, the S3 trigger
 raises :class:`EventIncompleteError` and Lambda retries the event.
 
 The guarantee: the output objects are whole or absent, never half, and every line gets
@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from amlproxy.core.retry import Deadline
+from amlproxy.core.retry import MARGIN_CAP_S, MARGIN_FRACTION, Deadline, derived_margin
 from amlproxy.errors import EventIncompleteError
 from amlproxy.sinks.dynamodb import DynamoDbSink
 from amlproxy.triggers import s3 as s3_trigger
@@ -49,7 +49,6 @@ from tests.reliability.conftest import (
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "census-income-sample.csv"
 COPIES = 3
-MARGIN_S = 10.0  # the default AMLPROXY_DEADLINE_MARGIN_S
 
 
 class StepClock:
@@ -74,8 +73,14 @@ def cut_by_a_step_clock(runtime: Runtime) -> None:
 
 
 def cut_after(batches: int) -> LambdaContext:
-    """A context whose remaining time lets ``batches`` batches start under a StepClock."""
-    return LambdaContext(timeout_s=MARGIN_S + batches + 0.5)
+    """A context whose remaining time lets ``batches`` batches start under a StepClock: its
+    deadline lies :func:`derived_margin` before its timeout."""
+    work = batches + 0.5
+    timeout = work / (1 - MARGIN_FRACTION)
+    if timeout * MARGIN_FRACTION > MARGIN_CAP_S:
+        timeout = work + MARGIN_CAP_S
+    assert abs(timeout - derived_margin(timeout) - work) < 1e-9
+    return LambdaContext(timeout_s=timeout)
 
 
 def big_file(stack: Stack, copies: int = COPIES) -> tuple[dict[str, Any], int]:
@@ -114,7 +119,7 @@ def test_a_cut_file_is_resumed_by_the_retry_each_line_once(
     before = stack.keys()
 
     with pytest.raises(EventIncompleteError) as raised:
-        s3_trigger.handler(s3_event(obj), cut_after(batches=1))
+        s3_trigger.handler(s3_event(obj), cut_after(batches=3))
 
     cut = raised.value.summary["objects"][0]
     assert cut["status"] == "interrupted" and 0 < cut["last_line"] < total
@@ -185,7 +190,7 @@ def test_an_unusable_checkpoint_starts_the_file_again(
     obj, total = big_file(stack)
     cut_by_a_step_clock(get_runtime())
     with pytest.raises(EventIncompleteError) as raised:
-        s3_trigger.handler(s3_event(obj), cut_after(batches=1))
+        s3_trigger.handler(s3_event(obj), cut_after(batches=3))
     key = raised.value.summary["objects"][0]["checkpoint"].split("/", 3)[3]
     checkpoint = json.loads(stack.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
     if damage == "upload gone":  # as after the AbortIncompleteMultipartUpload rule
@@ -214,7 +219,7 @@ def test_without_checkpoints_the_retry_scores_the_file_again(
     cut_by_a_step_clock(get_runtime())
     before = stack.keys()
     with pytest.raises(EventIncompleteError):
-        s3_trigger.handler(s3_event(obj), cut_after(batches=1))
+        s3_trigger.handler(s3_event(obj), cut_after(batches=3))
     assert stack.keys() == before  # no checkpoint, no half object
 
     done = s3_trigger.handler(s3_event(obj), LambdaContext())["objects"][0]
@@ -232,7 +237,7 @@ def test_a_cut_replay_keeps_the_previous_whole_output(stack: Stack, tally: Tally
     cut_by_a_step_clock(get_runtime())
 
     with pytest.raises(EventIncompleteError):  # a duplicate delivery, cut by the deadline
-        s3_trigger.handler(s3_event(obj), cut_after(batches=1))
+        s3_trigger.handler(s3_event(obj), cut_after(batches=3))
 
     assert stack.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == whole
 
@@ -275,7 +280,7 @@ def test_sqs_pointer_to_a_big_file_resumes_from_its_checkpoint(
     cut_by_a_step_clock(runtime)
     event = sqs_event(("ptr", {"s3": {"bucket": BUCKET, "key": obj["key"]}}))
 
-    answer = sqs.handler(event, cut_after(batches=6))
+    answer = sqs.handler(event, cut_after(batches=7))  # 5 batches, and the chunk's write
 
     assert answer == {"batchItemFailures": [{"itemIdentifier": "ptr"}]}
     saved = stack.keys("checkpoints/")

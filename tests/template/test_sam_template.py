@@ -276,6 +276,9 @@ def test_functions_share_concurrency_tracing_and_log_settings(
         props = sam_template["Resources"][function]["Properties"]
         group = props["LoggingConfig"]["LogGroup"]["Ref"]
         assert log_groups[group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+        # Lambda's JSON log format: its formatter keeps the fields amlproxy adds to records
+        # (amlproxy.observability.logs); the records are JSON lines in either format
+        assert props["LoggingConfig"]["LogFormat"] == "JSON"
         for key in ("Tracing", "ReservedConcurrentExecutions"):
             assert key not in props, f"{function} overrides the global {key}"
 

@@ -24,7 +24,7 @@ from amlproxy.core.ports import Backend, Sink
 from amlproxy.core.report import Report
 from amlproxy.errors import BackendError, SinkError
 from amlproxy.observability.instrument import InstrumentedBackend, InstrumentedSink
-from amlproxy.observability.logs import JsonFormatter, set_log_context
+from amlproxy.observability.logs import JsonFormatter, log_context, set_log_context
 from amlproxy.observability.metrics import MAX_SAMPLES, EmfMetrics
 from amlproxy.observability.tracing import NoopTracer, Span, make_tracer
 from amlproxy.sinks.file import FileSink
@@ -101,27 +101,51 @@ def test_configure_logging_in_lambda_formats_the_runtime_handler() -> None:
     assert [(x["message"], x["request_id"]) for x in lines] == [("hello", "abc-123")]
 
 
-def test_trigger_logs_have_the_request_id(monkeypatch: pytest.MonkeyPatch) -> None:
-    from amlproxy.triggers import api
-
-    use_env(monkeypatch, backend="local")
+@contextmanager
+def captured_amlproxy_logs() -> Iterator[io.StringIO]:
+    """The ``amlproxy`` loggers' records as JSON lines, whatever earlier tests left: the
+    handler, the level and the propagation are set here and restored after."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter())
     logger = logging.getLogger("amlproxy")
+    saved = (logger.level, logger.propagate)
     logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    set_log_context()
     try:
-        event = load_event("function_url")
-        event["rawPath"] = event["requestContext"]["http"]["path"] = "/schema"
-        event["requestContext"]["http"]["method"] = "GET"
-        context = LambdaContext()
-        api.handler(event, context)
+        yield stream
     finally:
         logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+
+
+def test_trigger_logs_carry_each_invocations_fields(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Passes alone and in any order (it sets up every piece of logging state it reads),
+    and fails when a field is lost, stale or wrong (request id, cold start, trigger...)."""
+    from amlproxy.triggers import api
+
+    use_env(monkeypatch, backend="local", log_level="INFO")
+    event = load_event("function_url")
+    event["rawPath"] = event["requestContext"]["http"]["path"] = "/schema"
+    event["requestContext"]["http"]["method"] = "GET"
+    first, second = LambdaContext(function_name="f-1"), LambdaContext(function_name="f-1")
+    with captured_amlproxy_logs() as stream:
+        api.handler(event, first)
+        api.handler(event, second)
+        logging.getLogger("amlproxy.test").info("between invocations")
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
-    assert {line["request_id"] for line in lines} == {context.aws_request_id}
-    assert any(line["message"] == "runtime ready" and line["cold_start"] for line in lines)
-    assert any(line["message"] == "GET /schema -> 200" for line in lines)
+    by_message = [(line["message"], line.get("request_id"), line.get("cold_start"))
+                  for line in lines]
+    assert by_message == [
+        ("runtime ready", first.aws_request_id, True),  # built lazily, in the first call
+        ("GET /schema -> 200", first.aws_request_id, True),
+        ("GET /schema -> 200", second.aws_request_id, False),
+        ("between invocations", None, None),  # the context ends with the invocation
+    ]
+    assert all((line["trigger"], line["function"]) == ("api", "f-1") for line in lines[:3])
+    assert log_context() == {}
 
 
 # ------------------------------------------------------------------------------ metrics

@@ -16,6 +16,7 @@ from amlproxy.core.ports import Backend, Sink
 from amlproxy.core.prediction import Prediction
 from amlproxy.core.schema import load_schema
 from amlproxy.errors import (
+    BackendError,
     ConfigurationError,
     InvalidRecordError,
     RetriesExhaustedError,
@@ -196,8 +197,10 @@ def test_the_deadline_stops_reading_and_the_report_says_where(schema):
 
     backend = EchoBackend(max_batch_size=10, io_bound=False)
     sink = ListSink()
-    pipeline = Pipeline(schema, backend, [sink], deadline=AfterCalls(backend, 3), sink_chunk=10)
+    pipeline = Pipeline(schema, backend, [sink], deadline=AfterCalls(backend, 4), sink_chunk=10)
     report = pipeline.run(rows(100), source="s")
+    # 4 batches scored; the 4th answered after the deadline: sinks write no more, so its
+    # rows are not done (the retry scores them again)
     assert report.interrupted and report.total == 30 and report.last_line == 30
     assert [o.line for o in sink.outcomes] == list(range(1, 31))
 
@@ -215,9 +218,9 @@ class AfterCalls:
 def test_a_cut_run_counts_only_the_whole_chunks_its_sinks_got(schema):
     backend = EchoBackend(max_batch_size=10, io_bound=False)
     sink = ListSink()
-    pipeline = Pipeline(schema, backend, [sink], deadline=AfterCalls(backend, 3), sink_chunk=25)
+    pipeline = Pipeline(schema, backend, [sink], deadline=AfterCalls(backend, 4), sink_chunk=25)
     report = pipeline.run(rows(100, bad_every=7), source="s")
-    # 30 rows scored, 25 written: the partial chunk is taken back from the counts.
+    # 40 rows scored, 25 written: the partial chunk is taken back from the counts.
     assert report.interrupted and report.last_line == 25 and report.total == 25
     assert [o.line for o in sink.outcomes] == list(range(1, 26)) and sink.aborted == 1
     assert report.rejected == 3 and report.ok == 22 and report.reconciles  # lines 7, 14, 21
@@ -272,3 +275,75 @@ def test_memory_stays_bounded_for_a_long_input(schema):
     assert first.line == 1
     assert produced <= 4 * 2 * 5 + 5  # window of 2 x concurrency units of 5 records
     pipeline.close()
+
+
+class NotTriedAfter:
+    """A backend double whose calls after the first ``n`` find the deadline passed (as
+    RetryPolicy reports it: no attempt made)."""
+
+    name, model_id, io_bound = "late", "late-1", False
+
+    def __init__(self, n: int, batch: int) -> None:
+        self.n, self.max_batch_size, self.calls = n, batch, 0
+
+    def predict(self, record: Mapping[str, Any]) -> Prediction:
+        return self.predict_batch([record])[0]
+
+    def predict_batch(self, records: Sequence[Mapping[str, Any]]) -> list[Prediction]:
+        self.calls += 1
+        if self.calls > self.n:
+            cut = BackendError("the deadline passed before the first attempt", attempts=0)
+            raise RetriesExhaustedError(cut, attempts=0, why="deadline")
+        return [Prediction("x", {"x": 1.0}, None, self.name, self.model_id, 1.0)
+                for _ in records]
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_record_the_deadline_left_untried_is_not_done_not_failed(schema):
+    sink = ListSink()
+    pipeline = Pipeline(schema, NotTriedAfter(2, batch=5), [sink], sink_chunk=5)
+    report = pipeline.run(rows(30, bad_every=12), source="s")
+    assert report.interrupted and report.failed == 0  # untried rows are not "failed"
+    assert report.last_line == 10 and [o.line for o in sink.outcomes] == list(range(1, 11))
+    assert sink.aborted == 1 and sink.closed == 0  # a cut run commits nothing
+
+    outcomes, scored = Pipeline(schema, NotTriedAfter(1, batch=5)).score_records(
+        [r.fields for r in rows(12)], source="api")
+    assert scored.interrupted and scored.failed == 0 and [o.line for o in outcomes] == [
+        1, 2, 3, 4, 5]
+
+
+def test_sinks_write_nothing_once_the_deadline_passed(schema):
+    class At:
+        expired_now = False
+
+        def expired(self):
+            return self.expired_now
+
+    deadline, sink = At(), ListSink()
+    backend = EchoBackend(max_batch_size=10, io_bound=False)
+
+    def late(records):  # the deadline passes while the 3rd batch is being scored
+        if len(backend.calls) == 2:
+            deadline.expired_now = True
+        return EchoBackend.predict_batch(backend, records)
+
+    backend.predict_batch = late  # type: ignore[method-assign]
+    report = Pipeline(schema, backend, [sink], deadline=deadline, sink_chunk=10).run(
+        rows(50), source="s")
+    assert report.interrupted and report.total == 20  # the 3rd chunk is not written
+    assert [o.line for o in sink.outcomes] == list(range(1, 21)) and sink.closed == 0
+
+    class SlowLastWrite(ListSink):
+        def write(self, outcomes):
+            super().write(outcomes)
+            if outcomes[-1].line == 50:  # every row written; the deadline passes now
+                deadline.expired_now = True
+
+    deadline.expired_now, sink = False, SlowLastWrite()
+    report = Pipeline(schema, EchoBackend(max_batch_size=10, io_bound=False), [sink],
+                      deadline=deadline, sink_chunk=10).run(rows(50), source="s")
+    assert report.interrupted and report.total == 50  # written, but not committed:
+    assert sink.closed == 0 and sink.aborted == 1  # the retry writes it whole

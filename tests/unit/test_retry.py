@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import statistics
 import threading
 from collections.abc import Callable
@@ -9,7 +10,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from amlproxy.core.retry import Deadline, RetryPolicy, explain, gave_up_note
+from amlproxy.core.retry import (
+    Deadline,
+    RetryPolicy,
+    derived_margin,
+    explain,
+    gave_up_note,
+    make_rng,
+    never_attempted,
+)
 from amlproxy.errors import (
     ConfigurationError,
     EndpointServerError,
@@ -315,3 +324,41 @@ def test_into_margin_follows_the_deadline_it_views() -> None:
     assert not sinks.expired()
     with pytest.raises(TypeError):
         sinks.set_remaining(1.0)
+
+
+@pytest.mark.parametrize(("timeout_s", "margin_s"), [
+    (3.0, 0.6), (5.0, 1.0), (10.0, 2.0), (29.0, 5.8), (50.0, 10.0), (900.0, 10.0)])
+def test_the_margin_is_derived_from_the_time_left(timeout_s: float, margin_s: float) -> None:
+    clock = FakeClock()
+    deadline = Deadline(clock=clock)
+    deadline.set_from_lambda_context(
+        SimpleNamespace(get_remaining_time_in_millis=lambda: int(timeout_s * 1000)))
+    assert derived_margin(timeout_s) == pytest.approx(margin_s)
+    assert deadline.remaining() == pytest.approx(timeout_s - margin_s)
+    deadline.set_from_lambda_context(  # a margin that is set wins
+        SimpleNamespace(get_remaining_time_in_millis=lambda: int(timeout_s * 1000)),
+        margin_s=0.25)
+    assert deadline.remaining() == pytest.approx(timeout_s - 0.25)
+
+
+def test_never_attempted_is_the_deadline_before_the_first_attempt() -> None:
+    clock = FakeClock()
+    deadline = Deadline(clock=clock)
+    deadline.set_remaining(0.0)
+    with pytest.raises(RetriesExhaustedError) as before:
+        policy_on(clock, deadline=deadline).call(failing(0, throttled))
+    assert never_attempted(before.value)
+    deadline.set_remaining(0.3)  # one attempt, then no time for the backoff
+    with pytest.raises(RetriesExhaustedError) as during:
+        policy_on(clock, deadline=deadline, base_delay_s=1.0, max_delay_s=1.0, seed=1).call(
+            failing(9, throttled))
+    assert during.value.attempts >= 1 and not never_attempted(during.value)
+    assert not never_attempted(ThrottledError("x"))
+
+
+def test_unseeded_jitter_has_no_state_to_share() -> None:
+    """A SnapStart snapshot copies the process: a seeded generator's state would give
+    every restored copy the same jitter."""
+    assert isinstance(make_rng(None), random.SystemRandom)
+    assert make_rng(7).random() == make_rng(7).random()
+    assert isinstance(RetryPolicy()._rng, random.SystemRandom)

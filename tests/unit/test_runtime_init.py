@@ -1,0 +1,50 @@
+"""When a handler module builds the runtime at import (Lambda's init phase) and when it
+leaves it to the first invocation (tests, library use, the in-process local stack).
+Under the real runtime client: tests/functional/test_lambda_runtime.py."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from amlproxy.triggers._runtime import in_lambda_init
+
+
+@pytest.mark.parametrize(("runtime_api", "handler", "module", "eager"), [
+    (None, None, "amlproxy.triggers.s3", False),  # tests, library use: lazily
+    ("127.0.0.1:9001", None, "amlproxy.triggers.s3", True),  # a runtime client, no _HANDLER
+    ("127.0.0.1:9001", "amlproxy.triggers.s3.handler", "amlproxy.triggers.s3", True),
+    ("127.0.0.1:9001", "amlproxy/triggers/s3.handler", "amlproxy.triggers.s3", True),
+    ("127.0.0.1:9001", "amlproxy.triggers.sns.handler", "amlproxy.triggers.s3", False),
+    ("127.0.0.1:9001", "my_app.handler", "amlproxy.triggers.api", False),  # a library
+])
+def test_the_runtime_is_built_at_import_only_for_the_functions_handler(
+    monkeypatch: pytest.MonkeyPatch, runtime_api: str | None, handler: str | None,
+    module: str, eager: bool,
+) -> None:
+    for name, value in (("AWS_LAMBDA_RUNTIME_API", runtime_api), ("_HANDLER", handler)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    assert in_lambda_init(module) is eager
+
+
+def imported(module: str, **env: str) -> subprocess.CompletedProcess[str]:
+    code = (f"import {module}, amlproxy.triggers._runtime as r; "
+            "print('built' if r._runtime is not None else 'lazy')")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AMLPROXY_", "AWS_LAMBDA"))}
+    return subprocess.run([sys.executable, "-c", code], env={**clean, **env},
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_importing_a_handler_builds_the_runtime_in_the_init_phase() -> None:
+    lambda_env = {"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001", "AMLPROXY_BACKEND": "local"}
+    assert imported("amlproxy.triggers.sqs", **lambda_env).stdout.strip() == "built"
+    assert imported("amlproxy.triggers.sqs", AMLPROXY_BACKEND="local").stdout.strip() == "lazy"
+    bad = imported("amlproxy.triggers.sqs", **{**lambda_env, "AMLPROXY_BACKEND": "aml"})
+    assert bad.returncode != 0 and "ConfigurationError" in bad.stderr
+    assert "AMLPROXY_AML_MODEL_ID" in bad.stderr  # the import itself fails, naming it
