@@ -84,10 +84,11 @@ def after_restore(current: Callable[[], Runtime | None]) -> None:
 
 def reseed_random() -> int:
     """Reseeds (from ``os.urandom``) each ``random.Random`` of the process, the
-    :mod:`random` module's own included; returns how many."""
+    :mod:`random` module's own included; returns how many. A ``random.SystemRandom``
+    (amlproxy's unseeded generators) draws from the OS and has no state to renew."""
     count = 0
     for obj in gc.get_objects():
-        if isinstance(obj, random.Random):
+        if isinstance(obj, random.Random) and not isinstance(obj, random.SystemRandom):
             obj.seed()
             count += 1
     return count

@@ -50,7 +50,8 @@ def messages(event: Any) -> list[tuple[str, str, Mapping[str, Any]]]:
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
     """Lambda entry point of the SQS trigger."""
-    parent, links = sqs_carriers(event.get("Records") or () if isinstance(event, Mapping) else ())
+    records = event.get("Records") if isinstance(event, Mapping) else None
+    parent, links = sqs_carriers(records if isinstance(records, list) else ())
     with invocation("sqs", context, parent, links) as runtime:
         failures: list[dict[str, str]] = []
         fifo_blocked = False

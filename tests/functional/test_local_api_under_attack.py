@@ -18,13 +18,15 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
+import orjson
 import pytest
 
 from amlproxy.core.schema import load_schema
 from amlproxy.emulator.httpserve import HttpLimits
 from amlproxy.local.api_server import ApiServerThread, LocalApi
+from amlproxy.local.runtime_api import Outcome
 from amlproxy.triggers import api
-from tests.events import use_env
+from tests.events import LambdaContext, use_env
 from tests.fixtures.emulator import census_record
 
 
@@ -41,11 +43,22 @@ def ensure_file_descriptors(needed: int) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
+def in_process(handler: Any) -> Any:
+    """The API function called in this process (the transport is under test here, not the
+    Lambda service), its answer as the service's invocation outcome."""
+
+    def invoke(event: dict[str, Any]) -> Outcome:
+        return Outcome("ok", orjson.dumps(handler(event, LambdaContext())))
+
+    return invoke
+
+
 @contextmanager
 def local_api(monkeypatch: pytest.MonkeyPatch, limits: HttpLimits) -> Iterator[ApiServerThread]:
     use_env(monkeypatch, backend="local")
     pool = ThreadPoolExecutor(8)
-    server = ApiServerThread(LocalApi(api.handler, pool, load_schema("census-income")),
+    server = ApiServerThread(LocalApi(in_process(api.handler), pool,
+                                      load_schema("census-income")),
                              "127.0.0.1", 0, limits=limits)
     server.start()
     try:

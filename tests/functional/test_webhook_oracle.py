@@ -22,7 +22,8 @@ receiver = callback.receiver
 def test_every_delivery_verifies_with_the_reference_library(receiver: Receiver,
                                                            pki: Pki) -> None:
     sink = CallbackSink(receiver.url, secrets=[SECRET, OLD_SECRET], batch_size=2,
-                        allow_private=True, ssl_context=pki.client_context(),
+                        allow_private=True, allowed_ports=(receiver.port,),
+                        ssl_context=pki.client_context(),
                         statuses=("ok", "rejected", "failed"))
     sink.write([ok(1), rejected(2), ok(3)])
     sink.close()
