@@ -109,7 +109,7 @@ def _branches(a: Attribute, markers: Sequence[str]) -> list[dict[str, Any]]:
         }
         return [number, _string(_stripped(NUMBER), markers, NUMBER_STRING_NOTE)]
     if a.type is AttributeType.BINARY:
-        words = "|".join(_any_case(w) for w in BOOLEAN_WORDS)
+        words = "|".join(any_case(w) for w in BOOLEAN_WORDS)
         return [{"type": "boolean"}, {"type": "number", "enum": [0, 1]},
                 _string(_stripped(f"(?:{words})"), markers,
                         "true/false, 1/0, yes/no, y/n, t/f or on/off, in any case")]
@@ -157,7 +157,8 @@ def _escape(text: str) -> str:
     return "".join(f"\\{c}" if c in _SYNTAX else c for c in text)
 
 
-def _any_case(word: str) -> str:
+def any_case(word: str) -> str:
+    """A pattern matching ``word`` in any case (letters as ``[aA]``)."""
     return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in word)
 
 

@@ -42,6 +42,7 @@ LOCAL_NAMES: dict[str, str] = {
     "WorkQueueName": "amlproxy-work",
     "WorkDeadLetterQueueName": "amlproxy-work-dlq",
     "FailureQueueName": "amlproxy-failures",
+    "IdempotencyTableName": "amlproxy-idempotency",
 }
 # Class names of the bundled models (the emulator's SageMaker endpoint answers bare
 # probabilities, which AMLPROXY_LABELS names), used when the Labels parameter is empty.
@@ -79,6 +80,12 @@ class StackConfig:
     @property
     def table(self) -> str:
         return self.param("ResultsTableName")
+
+    @property
+    def idempotency_table(self) -> str:
+        """The API's Idempotency-Key table ("" with IdempotencyTable=disabled)."""
+        enabled = self.param("IdempotencyTable") == "enabled"
+        return self.param("IdempotencyTableName") if enabled else ""
 
     def function_environment(self, *, moto_url: str, emulator_url: str) -> dict[str, str]:
         """The AMLPROXY_* variables of the functions, as the template sets them (Globals
@@ -119,6 +126,9 @@ class StackConfig:
             env["AMLPROXY_DYNAMODB_TTL_DAYS"] = self.param("ResultsTtlDays")
         if self.param("OutputBucketName"):
             env["AMLPROXY_OUTPUT_BUCKET"] = self.output_bucket
+        if self.idempotency_table:  # the API function's, as in the template
+            env["AMLPROXY_IDEMPOTENCY_TABLE"] = self.idempotency_table
+            env["AMLPROXY_IDEMPOTENCY_TTL_S"] = self.param("IdempotencyTtlSeconds")
         return env
 
 

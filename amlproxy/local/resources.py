@@ -34,6 +34,7 @@ class StackResources:
     s3_events_queue_url: str
     sns_deliveries_queue_url: str
     sns_subscription_arn: str
+    idempotency_table: str = ""
 
     def to_dict(self) -> dict[str, str]:
         return dict(self.__dict__)
@@ -45,6 +46,8 @@ def create_resources(config: StackConfig, clients: dict[str, Any]) -> StackResou
     for bucket in dict.fromkeys((config.input_bucket, config.output_bucket)):
         s3.create_bucket(Bucket=bucket)
     _create_table(dynamodb, config.table, ttl=bool(config.param("ResultsTtlDays")))
+    if config.idempotency_table:
+        _create_idempotency_table(dynamodb, config.idempotency_table)
 
     _, dlq_arn = _queue(sqs, LOCAL_NAMES["WorkDeadLetterQueueName"], {})
     redrive = {"deadLetterTargetArn": dlq_arn,
@@ -81,6 +84,7 @@ def create_resources(config: StackConfig, clients: dict[str, Any]) -> StackResou
         s3_events_queue_url=s3_events_url,
         sns_deliveries_queue_url=deliveries_url,
         sns_subscription_arn=subscription["SubscriptionArn"],
+        idempotency_table=config.idempotency_table,
     )
 
 
@@ -105,3 +109,15 @@ def _create_table(dynamodb: Any, name: str, *, ttl: bool) -> None:
     if ttl:
         dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification={
             "AttributeName": "expires_at", "Enabled": True})
+
+
+def _create_idempotency_table(dynamodb: Any, name: str) -> None:
+    """The template's IdempotencyStore: key ``id``, TTL on ``expiration``."""
+    from amlproxy.triggers._idempotency import TTL_ATTRIBUTE, table_definition
+
+    try:
+        dynamodb.create_table(**table_definition(name))
+    except dynamodb.exceptions.ResourceInUseException:
+        return
+    dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification={
+        "AttributeName": TTL_ATTRIBUTE, "Enabled": True})

@@ -36,6 +36,8 @@ TEMPLATE_DEFAULTS: dict[str, str] = {
     "SqsBatchSize": "10",
     "AsyncMaxRetryAttempts": "2",
     "LogLevel": "INFO",
+    "IdempotencyTable": "enabled",
+    "IdempotencyTtlSeconds": "3600",
 }
 
 

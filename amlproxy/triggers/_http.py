@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -36,6 +36,7 @@ class HttpRequest:
     base64_encoded: bool
     request_id: str | None
     kind: str  # "rest", "http-api" or "function-url"
+    context: Mapping[str, Any] = field(default_factory=dict)  # the event's requestContext
 
     @property
     def content_type(self) -> str:
@@ -88,6 +89,7 @@ def parse_http_event(event: Mapping[str, Any]) -> HttpRequest:
         base64_encoded=bool(event.get("isBase64Encoded")),
         request_id=context.get("requestId"),
         kind=kind,
+        context=context,
     )
 
 
