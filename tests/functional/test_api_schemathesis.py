@@ -47,7 +47,8 @@ def local_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackPr
 
 
 def schemathesis(api: str, report: Path, *options: str) -> subprocess.Popen[str]:
-    """``st run`` on the API's document, writing its JSON report to ``report``."""
+    """``st run`` on the API's document, writing its JSON report to ``report`` (and its
+    cache beside it, not in the checkout)."""
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.functional.schemathesis_hooks",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     command = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG), "run",
@@ -55,7 +56,7 @@ def schemathesis(api: str, report: Path, *options: str) -> subprocess.Popen[str]
                "--generation-database", "none", "--request-timeout", "60",
                "--report-json-path", str(report), *options]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=env, cwd=REPO)
+                            text=True, env=env, cwd=report.parent)
 
 
 def finished(process: subprocess.Popen[str], report: Path) -> dict[str, Any]:
