@@ -70,7 +70,8 @@ from amlproxy.core.schema_format import (
     parse_schema_document,
     schema_document,
 )
-from amlproxy.core.schema_model import build_record_model, record_json_schema
+from amlproxy.core.schema_json import record_json_schema
+from amlproxy.core.schema_model import build_record_model
 from amlproxy.errors import FieldError, RecordValidationError, SchemaError
 
 if TYPE_CHECKING:
@@ -225,17 +226,18 @@ class Schema:
         return None if text in self.missing_markers else text
 
     def json_schema(self) -> dict[str, Any]:
-        """JSON Schema (draft 2020-12) of one input record in its JSON form.
+        """JSON Schema (draft 2020-12) of one input record: exactly what :meth:`validate`
+        takes, numbers as strings included (see :mod:`amlproxy.core.schema_json`).
 
-        Features are typed (number, string with an enum, boolean); optional ones also allow
-        null. The target, rowId, rowWeight and excluded attributes are allowed, never
-        required. ``additionalProperties`` follows the extra-field policy.
+        ``additionalProperties`` follows the extra-field policy; the target, rowId,
+        rowWeight and excluded attributes take any value and are never required.
         """
         return record_json_schema(
             self.name,
             self.attributes,
             self.feature_names,
             target=self.target,
+            missing_markers=sorted(self.missing_markers),
             closed=self._reject_extra,
         )
 

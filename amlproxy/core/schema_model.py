@@ -1,4 +1,4 @@
-"""The pydantic model and the JSON Schema of a record, built from a schema's attributes.
+"""The pydantic model of a record, built from a schema's attributes.
 
 Used by :class:`amlproxy.core.schema.Schema`, once per schema.
 """
@@ -6,15 +6,12 @@ Used by :class:`amlproxy.core.schema.Schema`, once per schema.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 import pydantic
 from pydantic import ConfigDict, Field
 
 from amlproxy.core.schema_format import Attribute, AttributeType
-
-JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
 def build_record_model(
@@ -53,55 +50,3 @@ def usable_field_name(name: str) -> bool:
     return not (
         name.startswith(("_", "model_")) or hasattr(pydantic.BaseModel, name) or name[:1].isdigit()
     )
-
-
-def record_json_schema(
-    title: str,
-    attributes: Sequence[Attribute],
-    feature_names: Sequence[str],
-    *,
-    target: str | None,
-    closed: bool,
-) -> dict[str, Any]:
-    """JSON Schema (draft 2020-12) of one record in its JSON form.
-
-    Features are typed (number with its bounds, string with its categories as an enum,
-    boolean); optional ones also allow null. The other columns (target, rowId, rowWeight,
-    excluded) are allowed, never required. ``closed`` forbids other properties.
-    """
-    features = set(feature_names)
-    properties: dict[str, Any] = {}
-    for a in attributes:
-        prop = _json_property(a)
-        if a.name not in features or not a.required:
-            prop["type"] = [prop["type"], "null"]
-            if "enum" in prop:
-                prop["enum"] = [*prop["enum"], None]
-        if a.name == target:
-            prop["description"] = "the target (ignored when scoring)"
-        elif a.name not in features:
-            prop["description"] = "not sent to the model"
-        properties[a.name] = prop
-    return {
-        "$schema": JSON_SCHEMA_DIALECT,
-        "title": title,
-        "type": "object",
-        "properties": properties,
-        "required": [a.name for a in attributes if a.name in features and a.required],
-        "additionalProperties": not closed,
-    }
-
-
-def _json_property(a: Attribute) -> dict[str, Any]:
-    if a.type is AttributeType.NUMERIC:
-        prop: dict[str, Any] = {"type": "number"}
-        if a.minimum is not None:
-            prop["minimum"] = a.minimum
-        if a.maximum is not None:
-            prop["maximum"] = a.maximum
-        return prop
-    if a.type is AttributeType.BINARY:
-        return {"type": "boolean"}
-    if a.categories is not None:
-        return {"type": "string", "enum": list(a.categories)}
-    return {"type": "string"}

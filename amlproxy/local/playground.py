@@ -20,21 +20,30 @@ from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 
-from amlproxy.core.schema import Schema
+from amlproxy.core.schema import Attribute, Schema
 
 
 def playground_page(schema: Schema, example: Mapping[str, Any] | None = None) -> bytes:
     """The page for ``schema`` (its feature attributes), pre-filled with ``example``."""
-    properties: dict[str, Any] = schema.json_schema().get("properties", {})
-    required = set(schema.json_schema().get("required", []))
     fields = "\n".join(
-        _field(name, properties.get(name, {}), name in required, (example or {}).get(name))
-        for name in schema.feature_names
+        _field(a.name, _spec(a), a.required, (example or {}).get(a.name))
+        for a in schema.features
     )
     template = resources.files("amlproxy.local").joinpath("playground.html")
     page = template.read_text(encoding="utf-8")
     page = page.replace("{{TITLE}}", html.escape(schema.name)).replace("{{FIELDS}}", fields)
     return page.encode("utf-8")
+
+
+def _spec(attribute: Attribute) -> dict[str, Any]:
+    """The categories and bounds of an attribute, as the form shows them."""
+    spec: dict[str, Any] = {}
+    if attribute.categories is not None:
+        spec["enum"] = list(attribute.categories)
+    for key in ("minimum", "maximum"):
+        if getattr(attribute, key) is not None:
+            spec[key] = getattr(attribute, key)
+    return spec
 
 
 def _field(name: str, spec: dict[str, Any], required: bool, value: Any) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote_plus
@@ -49,6 +49,7 @@ class HttpRequest:
     request_id: str | None
     kind: str  # "rest", "http-api", "function-url" or "alb"
     multi_value: bool = False  # ALB with multi-value headers: answer multiValueHeaders
+    context: Mapping[str, Any] = field(default_factory=dict)  # the event's requestContext
 
     @property
     def content_type(self) -> str:
@@ -114,6 +115,7 @@ def parse_http_event(event: Any) -> HttpRequest:
         request_id=request_id if isinstance(request_id, str) and request_id else None,
         kind=kind,
         multi_value=multi_value,
+        context=context,
     )
 
 

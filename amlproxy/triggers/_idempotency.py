@@ -1,11 +1,22 @@
-"""``Idempotency-Key`` for the HTTP trigger: a small DynamoDB conditional-put store.
+"""``Idempotency-Key`` for the HTTP trigger, as Stripe and the IETF draft
+(draft-ietf-httpapi-idempotency-key-header) define it: a small DynamoDB conditional-put
+store.
 
 A client that may retry ``POST /predict`` (a timeout, a dropped connection) sends an
 ``Idempotency-Key`` header. With ``AMLPROXY_IDEMPOTENCY_TABLE`` set:
 
-- the first request with a key claims it (a conditional ``PutItem``: the key is absent,
-  expired, or held by an attempt that outlived its deadline), is scored, and its answer is
-  stored (zlib-compressed) with the request's fingerprint, for ``AMLPROXY_IDEMPOTENCY_TTL_S``;
+- keys belong to a caller (:func:`caller_scope`): the IAM principal that signed the request,
+  else the API key, else the authorizer's principal. Two callers may use the same key
+  without seeing each other's answers. A request with none of them (an API or function URL
+  without authentication, the local API) is "anonymous": all such callers share one key
+  space, so their keys must be unguessable (a UUID, as Stripe asks);
+- the request is parsed and validated *before* the key is claimed: a 4xx caused by the
+  request (bad JSON, an invalid record, too many records...) claims and stores nothing,
+  and the corrected request with the same key is scored;
+- the first valid request with a key claims it (a conditional ``PutItem``: the key is
+  absent, expired, or held by an attempt that outlived its deadline; the hold lasts the
+  invocation's remaining time plus 5 s), is scored, and its answer is stored
+  (zlib-compressed) with the request's fingerprint, for ``AMLPROXY_IDEMPOTENCY_TTL_S``;
 - a repeat with the same key and the same request gets the stored answer, with the header
   ``idempotent-replayed: true``, and the endpoint is not called again;
 - the same key with a different request (method, path, content type, query, body) is
@@ -27,7 +38,7 @@ import hashlib
 import logging
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -38,6 +49,7 @@ from amlproxy.triggers._http import HttpRequest, error_response
 log = logging.getLogger("amlproxy.triggers")
 
 HEADER = "idempotency-key"
+TTL_ATTRIBUTE = "expiration"
 REPLAYED_HEADER = "idempotent-replayed"
 MAX_KEY_CHARS = 255
 MAX_STORED_BYTES = 350_000  # DynamoDB items are at most 400 KB
@@ -53,6 +65,68 @@ class Claim:
 
     state: ClaimState
     response: dict[str, Any] | None = None
+
+
+def table_definition(table_name: str) -> dict[str, Any]:
+    """Keyword arguments for ``create_table`` matching the template's ``IdempotencyStore``
+    (on demand; enable TTL on ``expiration`` with ``update_time_to_live``)."""
+    return {
+        "TableName": table_name,
+        "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+        "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class CallerKey:
+    """An ``Idempotency-Key`` in its caller's scope (see :func:`caller_scope`).
+
+    The scope is stored as a digest, so that neither the store nor the results table holds
+    principal ARNs, and so that no scope and key can run into another pair's id.
+    """
+
+    scope: str
+    key: str
+
+    @property
+    def scope_digest(self) -> str:
+        return hashlib.sha256(self.scope.encode()).hexdigest()[:32]
+
+    @property
+    def record_id(self) -> str:
+        """The idempotency item's ``id``."""
+        return f"api#{self.scope_digest}#{self.key}"
+
+    @property
+    def source(self) -> str:
+        """The results' source id (DynamoDB ``pk``): a replay writes the same items."""
+        return f"api:key:{self.scope_digest}:{self.key}"
+
+
+def caller_scope(context: Mapping[str, Any]) -> str:
+    """Who is calling, from an API Gateway (REST or HTTP API) or function URL
+    ``requestContext``: ``iam:<principal ARN>``, ``api-key:<id>``, ``principal:<id>``
+    (a Lambda, Cognito or JWT authorizer's), or ``anonymous``."""
+    identity = _mapping(context.get("identity"))
+    authorizer = _mapping(context.get("authorizer"))
+    iam = _mapping(authorizer.get("iam"))
+    arn = iam.get("userArn") or identity.get("userArn") or identity.get("caller")
+    if arn:
+        return f"iam:{arn}"
+    if identity.get("apiKeyId"):
+        return f"api-key:{identity['apiKeyId']}"
+    claims = _mapping(authorizer.get("claims") or _mapping(authorizer.get("jwt")).get("claims"))
+    lambda_context = _mapping(authorizer.get("lambda"))
+    principal = (authorizer.get("principalId") or lambda_context.get("principalId")
+                 or claims.get("sub"))
+    if principal:
+        return f"principal:{principal}"
+    return "anonymous"
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 class IdempotencyStoreError(Exception):
@@ -76,7 +150,7 @@ class IdempotencyStore:
             "id": {"S": key},
             "status": {"S": IN_PROGRESS},
             "fingerprint": {"S": fingerprint},
-            "expiration": {"N": str(now + self.ttl_s)},
+            TTL_ATTRIBUTE: {"N": str(now + self.ttl_s)},
             "in_progress_until": {"N": str(now + max(1, int(hold_s)))},
         }
         for _ in range(2):  # a record deleted between the put and the read: claim again
@@ -111,7 +185,7 @@ class IdempotencyStore:
             "id": {"S": key},
             "status": {"S": COMPLETED},
             "fingerprint": {"S": fingerprint},
-            "expiration": {"N": str(int(self._clock()) + self.ttl_s)},
+            TTL_ATTRIBUTE: {"N": str(int(self._clock()) + self.ttl_s)},
             "response": {"B": packed},
         }
         try:
@@ -167,10 +241,11 @@ def check_key(key: str) -> str | None:
     return None
 
 
-def idempotent(store: IdempotencyStore, key: str, fingerprint: str, *, hold_s: float,
+def idempotent(store: IdempotencyStore, key: CallerKey, fingerprint: str, *, hold_s: float,
                answer: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """``answer()`` at most once per key and request (see the module docstring)."""
-    record_id = f"api#{key}"
+    """``answer()`` at most once per caller, key and request, for a request that is known
+    to be valid (see the module docstring)."""
+    record_id = key.record_id
     try:
         claim = store.claim(record_id, fingerprint, hold_s=hold_s)
     except IdempotencyStoreError as exc:

@@ -2,10 +2,12 @@
 Lambda function URLs.
 
 Routes
-    ``POST /predict``  ``application/json``: one record (an object) or a batch (a list, or
-                       ``{"records": [...]}``); ``text/csv``: a batch of rows (header as the
-                       schema says; ``?header=true|false`` overrides).
-    ``GET /schema``    the JSON Schema of one record.
+    ``POST /predict``      ``application/json``: one record (an object) or a batch (a list,
+                           or ``{"records": [...]}``); ``text/csv``: a batch of rows (header
+                           as the schema says; ``?header=true|false`` overrides).
+    ``GET /schema``        the JSON Schema of one record.
+    ``GET /openapi.json``  the OpenAPI 3.1 document of this API, generated from the same
+                           record schema (:mod:`amlproxy.triggers._openapi`).
 
 Answers (always ``application/json``, never a traceback)
     200  one record: ``{"prediction": {label, scores, value, backend, model_id, ...}}``;
@@ -13,9 +15,10 @@ Answers (always ``application/json``, never a traceback)
          {"index": 7, "status": "failed", "reason": ...}], "summary": {...}}``.
     400  ``{"errors": [{"index": 0, "field": "age", "reason": "..."}]}``: every bad field of
          every record (``line`` too for CSV), at most 100 listed; nothing is scored when a
-         record is invalid. Also for bodies that are not JSON / CSV at all, and for a
-         malformed HTTP event (``{"error": {"code": "BadRequest", ...}}``). An event that
-         is not an HTTP request raises :class:`~amlproxy.errors.UnsupportedEventError`.
+         record is invalid. Also for bodies that are not JSON / CSV at all, a bad CSV
+         header, a bad ``?header=`` or ``Idempotency-Key`` (see :mod:`._api_bodies`), and
+         for a malformed HTTP event (``{"error": {"code": "BadRequest", ...}}``). An event
+         that is not an HTTP request raises :class:`~amlproxy.errors.UnsupportedEventError`.
     409  a request with the same ``Idempotency-Key`` is still being scored (``Retry-After``).
     422  an ``Idempotency-Key`` already used with a different request.
     413  body over ``AMLPROXY_API_MAX_BODY_BYTES`` or more than ``AMLPROXY_API_MAX_RECORDS``
@@ -23,31 +26,50 @@ Answers (always ``application/json``, never a traceback)
     415  a content type other than application/json or text/csv.
     404, 405  unknown route, wrong method (with ``Allow``).
     502  the endpoint refused or could not answer (not worth retrying as is);
-    503  the endpoint stayed throttled or unavailable after the retries, or the function's
-         deadline came first (``Retry-After: 1``).
+    503  the endpoint stayed throttled or unavailable after the retries, the function's
+         deadline came first, or the results could not be stored (``Retry-After: 1``).
 
 Records are validated once, by this module, as a whole batch, and scored with
-``Pipeline.score_records(..., validated=True)``. With ``AMLPROXY_IDEMPOTENCY_TABLE``, an
-``Idempotency-Key`` header makes a repeat of the same request return the stored answer
-without scoring again (422 for the same key with another request, 409 while the first is
-in progress): see :mod:`amlproxy.triggers._idempotency`.
+``Pipeline.score_records(..., validated=True)``.
+
+Results go to the configured shared sinks (``AMLPROXY_SINKS``: DynamoDB, callback) before
+the answer: one item per record keyed ``api:<requestId>`` and the record's 1-based index
+(``pk``/``sk``), or ``api:key:<caller digest>:<Idempotency-Key>`` when the request carries
+a key (with ``AMLPROXY_IDEMPOTENCY_TABLE``), so that a retry overwrites its items. A 200
+means every sink holds the results; if a sink write fails the answer is 503
+``ResultsNotStored`` and the key is released, so that the client's retry scores and writes
+again. With ``AMLPROXY_IDEMPOTENCY_TABLE``, an ``Idempotency-Key`` header makes a repeat of
+the same request return the stored answer without scoring again (422 for the same key with
+another request, 409 while the first is in progress; keys are scoped by caller): see
+:mod:`amlproxy.triggers._idempotency`.
 """
 
 from __future__ import annotations
 
-import io
 import logging
-from collections.abc import Mapping
+import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 import orjson
 
-from amlproxy.core.readers import duplicate_json_key, read_records
-from amlproxy.core.schema import Schema
-from amlproxy.errors import ConfigurationError, RecordValidationError, UnsupportedEventError
+from amlproxy.core.outcome import Outcome
+from amlproxy.core.pipeline import abort_quietly
+from amlproxy.errors import ConfigurationError, UnsupportedEventError
 from amlproxy.observability.carriers import http_carrier
 from amlproxy.settings import LAMBDA_RESPONSE_LIMIT
+from amlproxy.triggers._api_bodies import (
+    MAX_REASON_CHARS,
+    BadRequest,
+    ParsedBody,
+    bad_request_body,
+    csv_records,
+    error_entry,
+    header_flag,
+    json_records,
+    validate_all,
+)
 from amlproxy.triggers._http import (
     JSON_TYPE,
     BadBody,
@@ -60,19 +82,20 @@ from amlproxy.triggers._http import (
 )
 from amlproxy.triggers._idempotency import HEADER as IDEMPOTENCY_HEADER
 from amlproxy.triggers._idempotency import (
+    CallerKey,
     IdempotencyStore,
+    caller_scope,
     check_key,
     idempotent,
     request_fingerprint,
 )
+from amlproxy.triggers._openapi import CSV_TYPE, openapi_document
 from amlproxy.triggers._runtime import Runtime, init_trigger, invocation
 
 log = logging.getLogger("amlproxy.triggers")
 
-CSV_TYPE = "text/csv"
-MAX_ERRORS_LISTED = 100
-MAX_REASON_CHARS = 300
 S3_HINT = "score larger inputs with the S3 trigger (upload a CSV or JSON Lines file)"
+ROUTES = {"/predict": "POST", "/schema": "GET", "/openapi.json": "GET"}
 
 init_trigger("api", __name__)  # under Lambda: the runtime is built now, in the init phase
 
@@ -108,27 +131,32 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
 
 
 def route(runtime: Runtime, request: HttpRequest) -> dict[str, Any]:
+    allowed = ROUTES.get(request.path)
+    if allowed is None:
+        return error_response(404, "NotFound", f"no route {request.path!r} (POST /predict, "
+                              "GET /schema, GET /openapi.json)")
+    if request.method != allowed:
+        return error_response(405, "MethodNotAllowed", f"{request.method} {request.path}: use "
+                              f"{allowed}", headers={"allow": allowed})
     if request.path == "/predict":
-        if request.method != "POST":
-            return _not_allowed("POST", request)
         return predict(runtime, request)
     if request.path == "/schema":
-        if request.method != "GET":
-            return _not_allowed("GET", request)
-        if "schema_body" not in runtime.cache:
-            runtime.cache["schema_body"] = orjson.dumps(runtime.schema.json_schema())
-        return response(200, None, raw=runtime.cache["schema_body"])
-    return error_response(404, "NotFound", f"no route {request.path!r} (POST /predict, "
-                          "GET /schema)")
+        return _cached_json(runtime, "schema_body", runtime.schema.json_schema)
+    base = f"/{request.context['stage']}" if request.kind == "rest" and request.context.get(
+        "stage") else "/"
+    return _cached_json(runtime, f"openapi_body {base}",
+                        lambda: openapi_document(runtime.schema, runtime.settings, base_url=base))
 
 
-def _not_allowed(allowed: str, request: HttpRequest) -> dict[str, Any]:
-    return error_response(405, "MethodNotAllowed", f"{request.method} {request.path}: use "
-                          f"{allowed}", headers={"allow": allowed})
+def _cached_json(runtime: Runtime, name: str, build: Any) -> dict[str, Any]:
+    if name not in runtime.cache:
+        runtime.cache[name] = orjson.dumps(build())
+    return response(200, None, raw=runtime.cache[name])
 
 
 def predict(runtime: Runtime, request: HttpRequest) -> dict[str, Any]:
-    """``POST /predict``: parse, validate every record, score, answer."""
+    """``POST /predict``: parse and validate every record, then score (once per
+    Idempotency-Key), store the results in the sinks, answer."""
     settings = runtime.settings
     content_type = request.content_type or JSON_TYPE
     if content_type not in (JSON_TYPE, CSV_TYPE):
@@ -140,19 +168,41 @@ def predict(runtime: Runtime, request: HttpRequest) -> dict[str, Any]:
         return error_response(413, "PayloadTooLarge", f"the body is over "
                               f"{settings.api_max_body_bytes} bytes; {S3_HINT}")
     except BadBody as exc:
-        return _bad_request([_error(None, None, str(exc))])
-    key = request.headers.get(IDEMPOTENCY_HEADER)
-    if key is not None and settings.idempotency_table:
-        problem = check_key(key)
-        if problem is not None:
-            return _bad_request([_error(None, None, problem)])
-        remaining = runtime.deadline.remaining()
-        return idempotent(
-            _idempotency_store(runtime), key, request_fingerprint(request, body),
-            hold_s=remaining + 5.0 if remaining is not None else 900.0,
-            answer=lambda: _predict_body(runtime, request, content_type, body),
-        )
-    return _predict_body(runtime, request, content_type, body)
+        return response(400, bad_request_body([error_entry(None, None, str(exc))]))
+    key = request.headers.get(IDEMPOTENCY_HEADER) if settings.idempotency_table else None
+    try:
+        if key is not None and (problem := check_key(key)) is not None:
+            raise BadRequest([error_entry(None, None, problem)])
+        header = header_flag(request.query)
+        if content_type == CSV_TYPE:
+            parsed = csv_records(body, runtime.schema, header, settings.api_max_records)
+        else:
+            parsed = json_records(body)
+        if len(parsed.records) > settings.api_max_records:
+            return error_response(413, "PayloadTooLarge", f"more than "
+                                  f"{settings.api_max_records} records in one request; {S3_HINT}")
+        records = validate_all(runtime.schema, parsed)
+    except BadRequest as exc:
+        return response(400, bad_request_body(exc.errors))
+    if key is None:
+        source = f"api:{request.request_id or uuid.uuid4()}"
+        return _score(runtime, records, parsed, source=source)
+    caller_key = CallerKey(caller_scope(request.context), key)
+    return idempotent(
+        _idempotency_store(runtime), caller_key, request_fingerprint(request, body),
+        hold_s=_hold_s(runtime),
+        answer=lambda: _score(runtime, records, parsed, source=caller_key.source),
+    )
+
+
+def _hold_s(runtime: Runtime) -> float:
+    """How long a claimed key stays "in progress": until the invocation is surely over,
+    that is past its hard timeout (the deadline plus its margin, at most 10 s unless set
+    higher) with 5 s to spare; 15 minutes, Lambda's longest, without a deadline."""
+    remaining = runtime.deadline.remaining()
+    if remaining is None:
+        return 900.0
+    return max(0.0, remaining) + max(runtime.settings.deadline_margin_s or 0.0, 10.0) + 5.0
 
 
 def _idempotency_store(runtime: Runtime) -> IdempotencyStore:
@@ -167,117 +217,9 @@ def _idempotency_store(runtime: Runtime) -> IdempotencyStore:
     return store
 
 
-def _predict_body(runtime: Runtime, request: HttpRequest, content_type: str, body: bytes
-                  ) -> dict[str, Any]:
-    settings = runtime.settings
-    if content_type == CSV_TYPE:
-        parsed = _csv_records(runtime, body, request.query.get("header"))
-    else:
-        parsed = _json_records(body)
-    if isinstance(parsed, dict):
-        return parsed
-    records, lines, single = parsed
-    if len(records) > settings.api_max_records:
-        return error_response(413, "PayloadTooLarge", f"more than {settings.api_max_records} "
-                              f"records in one request; {S3_HINT}")
-    validated, errors = _validate(runtime.schema, records, lines)
-    if errors:
-        return _bad_request(errors)
-    return _score(runtime, validated, single, source=f"api:{request.request_id or 'request'}")
-
-
-Parsed = tuple[list[Any], list[int] | None, bool]
-
-
-def _json_records(body: bytes) -> Parsed | dict[str, Any]:
-    try:
-        doc = parsed = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        return _bad_request([_error(None, None, f"invalid JSON: {exc}")])
-    single = False
-    if isinstance(doc, dict):
-        if len(doc) == 1 and "records" in doc:
-            if not isinstance(doc["records"], list):
-                return _bad_request([_error(None, "records", "must be a list of records")])
-            doc = doc["records"]
-        else:
-            doc, single = [doc], True
-    if not isinstance(doc, list):
-        return _bad_request([_error(None, None, "expected a record (a JSON object), a list "
-                                    'of records or {"records": [...]}')])
-    if not doc:
-        return _bad_request([_error(None, None, "no records")])
-    duplicate = _duplicate_key(body, doc, wrapped=not single and isinstance(parsed, dict))
-    if duplicate is not None:
-        return _bad_request([_error(None, duplicate, "a key given twice in one object "
-                                    "(ambiguous)")])
-    return doc, None, single
-
-
-def _duplicate_key(body: bytes, records: list[Any], *, wrapped: bool) -> str | None:
-    """A key some object of ``body`` names twice, or None. Cheap unless the body has more
-    ':' than the parsed records have keys."""
-    keys = wrapped + sum(len(r) for r in records if isinstance(r, dict))
-    if body.count(b":") <= keys:
-        return None
-    return duplicate_json_key(body)
-
-
-def _csv_records(runtime: Runtime, body: bytes, header: str | None) -> Parsed | dict[str, Any]:
-    flag = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
-    rows = []
-    limit = runtime.settings.api_max_records
-    for row in read_records(io.BytesIO(body), runtime.schema, format="csv",
-                            header=flag.get((header or "").lower())):
-        rows.append(row)
-        if len(rows) > limit:
-            break  # the caller answers 413; no need to read the rest
-    if not rows:
-        return _bad_request([_error(None, None, "no records")])
-    records = [row.fields if row.fields is not None else row for row in rows]
-    return records, [row.line for row in rows], False
-
-
-def _validate(schema: Schema, records: list[Any], lines: list[int] | None
-              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Every record validated in one call (:meth:`Schema.validate_batch`), and the errors
-    of all the bad ones in order."""
-    objects = [i for i, record in enumerate(records) if isinstance(record, Mapping)]
-    checked = dict(zip(objects, schema.validate_batch(
-        [records[i] for i in objects], [lines[i] for i in objects] if lines else None),
-        strict=True))
-    validated: list[dict[str, Any]] = []
-    errors: list[dict[str, Any]] = []
-    for index, record in enumerate(records):
-        line = lines[index] if lines is not None else None
-        result = checked.get(index)
-        if result is None:
-            reason = getattr(record, "error", None) or "not a JSON object"
-            errors.append(_error(index, None, reason, line))
-        elif isinstance(result, RecordValidationError):
-            errors.extend(_error(index, e.field, e.reason, line) for e in result.errors)
-        else:
-            validated.append(result)
-    return validated, errors
-
-
-def _error(index: int | None, field: str | None, reason: str, line: int | None = None
+def _score(runtime: Runtime, records: list[dict[str, Any]], parsed: ParsedBody, *, source: str
            ) -> dict[str, Any]:
-    entry: dict[str, Any] = {"index": index, "field": field, "reason": reason[:MAX_REASON_CHARS]}
-    if line is not None:
-        entry["line"] = line
-    return entry
-
-
-def _bad_request(errors: list[dict[str, Any]]) -> dict[str, Any]:
-    body: dict[str, Any] = {"errors": errors[:MAX_ERRORS_LISTED]}
-    if len(errors) > MAX_ERRORS_LISTED:
-        body["truncated"] = len(errors) - MAX_ERRORS_LISTED
-    return response(400, body)
-
-
-def _score(runtime: Runtime, records: list[dict[str, Any]], single: bool, *, source: str
-           ) -> dict[str, Any]:
+    """Score validated records, write them to the sinks, answer."""
     # Validated above, as a whole batch: the pipeline does not validate them again.
     outcomes, report = runtime.pipeline.score_records(records, source=source, validated=True)
     runtime.metrics.add_report(report)
@@ -290,10 +232,33 @@ def _score(runtime: Runtime, records: list[dict[str, Any]], single: bool, *, sou
             return error_response(503, "BackendUnavailable", reason[:MAX_REASON_CHARS],
                                   headers={"retry-after": "1"})
         return error_response(502, "BackendError", reason[:MAX_REASON_CHARS])
-    if single:
+    not_stored = _store(runtime.shared_sinks, outcomes)
+    if not_stored is not None:
+        return not_stored
+    if parsed.single:
         prediction = outcomes[0].prediction
         assert prediction is not None
         return response(200, {"prediction": prediction.to_dict()})
+    return _batch_answer(outcomes, report.total, report.ok, report.failed)
+
+
+def _store(sinks: Sequence[Any], outcomes: list[Outcome]) -> dict[str, Any] | None:
+    """Write the outcomes to every sink; a 503 if one failed (the results the caller would
+    get are not all stored: it retries, and with its Idempotency-Key the retry rewrites the
+    same items)."""
+    for sink in sinks:
+        try:
+            sink.write(outcomes)
+            sink.close()
+        except Exception as exc:
+            abort_quietly(sink)
+            log.error("API results not stored in %s: %s", sink.name, exc)
+            return error_response(503, "ResultsNotStored", f"the results could not be stored "
+                                  f"({sink.name}); retry", headers={"retry-after": "1"})
+    return None
+
+
+def _batch_answer(outcomes: list[Outcome], total: int, ok: int, failed: int) -> dict[str, Any]:
     entries: list[dict[str, Any]] = []
     for outcome in outcomes:
         entry: dict[str, Any] = {"index": outcome.line - 1, "status": outcome.status.value}
@@ -302,9 +267,10 @@ def _score(runtime: Runtime, records: list[dict[str, Any]], single: bool, *, sou
         else:
             entry["reason"] = "; ".join(outcome.reasons)[:MAX_REASON_CHARS]
         entries.append(entry)
-    summary = {"total": report.total, "ok": report.ok, "failed": report.failed}
+    summary = {"total": total, "ok": ok, "failed": failed}
     encoded = orjson.dumps({"predictions": entries, "summary": summary})
     if len(encoded) > LAMBDA_RESPONSE_LIMIT - 4096:
         return error_response(413, "ResponseTooLarge", f"the answer would exceed Lambda's "
-                              f"6 MB limit: send fewer records; {S3_HINT}")
+                              f"6 MB limit (the results are stored): send fewer records; "
+                              f"{S3_HINT}")
     return response(200, None, raw=encoded)

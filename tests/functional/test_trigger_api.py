@@ -191,3 +191,91 @@ def test_misconfiguration_is_a_500_without_details(monkeypatch: pytest.MonkeyPat
     status, body, _ = call(http_event("function_url", "GET", "/schema", content_type=None))
     assert status == 500 and body["error"]["code"] == "ConfigurationError"
     assert "AMLPROXY_AML_MODEL_ID" not in body["error"]["reason"]
+
+
+# ------------------------------------------------------------- bad input is never a 500
+CSV_ROW = "39, State-gov, 77516, Bachelors, 13, Never-married, Adm-clerical, Not-in-family, " \
+    "White, Male, 2174, 0, 40, United-States"
+
+
+@pytest.mark.parametrize(("header", "field", "said"), [
+    (",age", None, "an empty column name"),
+    ("  ,age", None, "an empty column name"),
+    ("a,a", None, "column 'a' twice"),
+    ("age,age", None, "column 'age' twice"),
+    ("age,planet", "planet", "names a column the schema does not have"),
+])
+@pytest.mark.parametrize("kind", KINDS)
+def test_bad_csv_headers_are_400_naming_the_column(local: None, kind: str, header: str,
+                                                   field: str | None, said: str) -> None:
+    event = http_event(kind, "POST", "/predict", f"{header}\n39,x\n", content_type="text/csv",
+                       query={"header": "true"})
+    status, body, _ = call(event)
+    assert status == 400, body
+    (error,) = body["errors"]
+    assert error["field"] == field and said in error["reason"]
+    if field is None:
+        assert header.split(",")[-1] in error["reason"] or "empty" in error["reason"]
+
+
+@pytest.mark.parametrize("value", ["maybe", "", "truee", "2", "true,false"])
+@pytest.mark.parametrize("content_type", ["text/csv", "application/json"])
+def test_unknown_header_values_are_400(local: None, value: str, content_type: str) -> None:
+    payload = CSV_ROW + "\n" if content_type == "text/csv" else json.dumps(census_record())
+    event = http_event("apigateway_http_api_proxy", "POST", "/predict", payload,
+                       content_type=content_type, query={"header": value})
+    status, body, _ = call(event)
+    assert status == 400 and "?header=" in body["errors"][0]["reason"]
+
+
+@pytest.mark.parametrize("value", ["true", "TRUE", "Yes", "1"])
+def test_header_values_in_any_case(local: None, value: str) -> None:
+    names = ",".join(f for f in census_record())
+    event = http_event("function_url", "POST", "/predict", f"{names}\n{CSV_ROW}\n",
+                       content_type="text/csv", query={"header": value})
+    status, body, _ = call(event)
+    assert status == 200 and body["summary"]["ok"] == 1
+
+
+def test_numbers_as_json_strings_are_scored(local: None) -> None:
+    as_strings = census_record()  # an Amazon ML Record: a string map
+    assert all(isinstance(v, str) for v in as_strings.values())
+    typed = {k: float(v) if v.strip().lstrip("-").isdigit() else v for k, v in
+             as_strings.items()}
+    answers = [call(http_event("function_url", "POST", "/predict", json.dumps(r)))
+               for r in (as_strings, typed)]
+    assert answers[0][0] == answers[1][0] == 200
+    assert answers[0][1]["prediction"]["scores"] == answers[1][1]["prediction"]["scores"]
+
+
+# ------------------------------------------------------------------------- OpenAPI
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_openapi_document_is_served_and_valid(local: None, kind: str) -> None:
+    from openapi_spec_validator import validate
+
+    status, doc, _ = call(http_event(kind, "GET", "/openapi.json", content_type=None))
+    assert status == 200 and doc["openapi"] == "3.1.0"
+    validate(doc)
+    _, record_schema, _ = call(http_event(kind, "GET", "/schema", content_type=None))
+    record_schema.pop("$schema")
+    assert doc["components"]["schemas"]["Record"] == record_schema  # one source
+    predict = doc["paths"]["/predict"]["post"]
+    assert set(predict["requestBody"]["content"]) == {"application/json", "text/csv"}
+    assert set(predict["responses"]) == {"200", "400", "413", "415", "502", "503"}
+    assert [p["name"] for p in predict["parameters"]] == ["header"]  # no table: no key
+    assert doc["components"]["schemas"]["RecordBatch"]["maxItems"] == 50
+    base = doc["servers"][0]["url"]
+    assert base == ("/prod" if kind == "apigateway_aws_proxy" else "/")
+
+
+def test_openapi_names_the_idempotency_key_with_a_table(monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    use_env(monkeypatch, backend="local", idempotency_table="keys")
+    status, doc, _ = call(http_event("function_url", "GET", "/openapi.json", content_type=None))
+    predict = doc["paths"]["/predict"]["post"]
+    assert status == 200 and {"409", "422"} <= set(predict["responses"])
+    key = next(p for p in predict["parameters"] if p["name"] == "Idempotency-Key")
+    assert key["in"] == "header" and key["schema"]["maxLength"] == 255
+    assert predict["responses"]["503"]["headers"]["Retry-After"]["required"] is True

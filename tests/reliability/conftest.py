@@ -14,6 +14,7 @@ import pytest
 from amlproxy.core.retry import RetryPolicy
 from amlproxy.sinks.callback import CallbackSink, verify
 from amlproxy.sinks.dynamodb import table_definition
+from amlproxy.triggers._idempotency import table_definition as idempotency_table
 from amlproxy.triggers._runtime import get_runtime
 from tests.events import use_env
 from tests.functional.test_sink_callback import (  # noqa: F401  (pki is a fixture)
@@ -77,12 +78,7 @@ def stack(monkeypatch: pytest.MonkeyPatch, aws_client: Any, moto_reset: str) -> 
     s3, ddb = aws_client("s3"), aws_client("dynamodb")
     s3.create_bucket(Bucket=BUCKET)
     ddb.create_table(**table_definition(TABLE))
-    ddb.create_table(
-        TableName=IDEMPOTENCY_TABLE,
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    ddb.create_table(**idempotency_table(IDEMPOTENCY_TABLE))
     use_env(monkeypatch, aws_endpoint_url=moto_reset, dynamodb_table=TABLE,
             output_bucket=BUCKET, backend="local")
     return Stack(s3, ddb, moto_reset)

@@ -19,7 +19,7 @@ import pytest
 
 from amlproxy.triggers import api, sns, sqs
 from amlproxy.triggers import s3 as s3_trigger
-from amlproxy.triggers._idempotency import IdempotencyStore
+from amlproxy.triggers._idempotency import CallerKey, IdempotencyStore
 from tests.events import LambdaContext, use_env
 from tests.fixtures.emulator import HIGH_INCOME_ROW, census_record
 from tests.functional.test_trigger_api import http_event
@@ -181,8 +181,8 @@ def test_api_key_in_progress_is_409_and_failures_release_it(
 
     event = http_event("apigateway_aws_proxy", "POST", "/predict", json.dumps(body))
     raw = json.dumps(body).encode()
-    claim = store.claim("api#busy", request_fingerprint(parse_http_event(event), raw),
-                        hold_s=60)
+    busy = CallerKey("anonymous", "busy").record_id  # the sample event has no principal
+    claim = store.claim(busy, request_fingerprint(parse_http_event(event), raw), hold_s=60)
     assert claim.state == "claimed"  # another invocation is scoring this request now
     status, answer, headers = post(body, "busy")
     assert status == 409 and headers["retry-after"] == "1"

@@ -406,7 +406,7 @@ def test_api_uses_the_chosen_auth_on_both_routes(
     api_key = resolver.parameters["ApiAuth"] == "API_KEY"
     body = resolver.resolve(sam_template["Resources"]["PredictApi"]["Properties"]["DefinitionBody"])
     routes = {(path, method) for path, item in body["paths"].items() for method in item}
-    assert routes == {("/predict", "post"), ("/schema", "get")}
+    assert routes == {("/predict", "post"), ("/schema", "get"), ("/openapi.json", "get")}
     for path, item in body["paths"].items():
         for operation in item.values():
             assert operation["security"] == [{"api_key": []} if api_key else {"sigv4": []}], path
@@ -426,7 +426,31 @@ def test_api_stage_is_throttled_and_invocation_is_limited_to_the_two_routes(
     permissions = _resources_of_type(sam_template, "AWS::Lambda::Permission")
     source_arns = {resolver.resolve(p["Properties"]["SourceArn"]) for p in permissions.values()}
     api = "arn:aws:execute-api:us-east-1:123456789012:amlproxy-test-PredictApi"
-    assert source_arns == {f"{api}/*/POST/predict", f"{api}/*/GET/schema"}
+    assert source_arns == {f"{api}/*/POST/predict", f"{api}/*/GET/schema",
+                           f"{api}/*/GET/openapi.json"}
+
+
+def test_the_api_definition_is_the_generated_one(sam_template: dict[str, Any]) -> None:
+    """The template's DefinitionBody is what the function's own OpenAPI parts give for API
+    Gateway (run ``python -m amlproxy.triggers._openapi_gateway`` after changing them)."""
+    from amlproxy.triggers._openapi_gateway import api_gateway_definition
+
+    body = sam_template["Resources"]["PredictApi"]["Properties"]["DefinitionBody"]
+    assert body == api_gateway_definition()
+    assert body["openapi"].startswith("3.0")
+    schemas = body["components"]["schemas"]
+    assert all(name.isalnum() for name in schemas)  # API Gateway model names
+
+    def keywords(node: Any) -> set[str]:
+        if isinstance(node, dict):
+            return set(node) | {k for v in node.values() for k in keywords(v)}
+        if isinstance(node, list):
+            return {k for v in node for k in keywords(v)}
+        return set()
+
+    assert not keywords(schemas) & {"anyOf", "oneOf", "additionalProperties", "examples",
+                                    "example", "exclusiveMinimum", "discriminator", "const"}
+    assert not any(isinstance(s.get("type"), list) for s in schemas.values())
 
 
 def test_the_example_samconfig_names_valid_consistent_parameters(
