@@ -32,9 +32,11 @@ from amlproxy.core.schema_format import Attribute, AttributeType
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 FLOAT_MAX = 1.7976931348623157e308  # the largest finite double: beyond it, not a number
 
-# What str.strip() removes (every character for which str.isspace() is true).
+# What the validator strips (pydantic-core's str_strip_whitespace: Unicode White_Space, as
+# Rust's char::is_whitespace; not the ASCII separators U+001C-U+001F that str.strip() also
+# removes).
 WHITESPACE = (
-    "[\\t-\\r\\u001c-\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f"
+    "[\\t-\\r\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f"
     "\\u205f\\u3000]"
 )
 # A finite decimal number as pydantic parses one from a string: optional sign, digits with a
@@ -140,7 +142,7 @@ def _string(pattern: str, markers: Sequence[str], description: str) -> dict[str,
 
 
 def _stripped(body: str) -> str:
-    """A pattern matching ``body`` with any surrounding whitespace (str.strip's)."""
+    """A pattern matching ``body`` with any surrounding whitespace (the validator's)."""
     return f"^{WHITESPACE}*{body}{WHITESPACE}*$"
 
 
