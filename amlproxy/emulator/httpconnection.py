@@ -191,9 +191,13 @@ class HttpConnection(asyncio.Protocol):
         self.close()
 
     def _fail(self, refusal: _Refused) -> None:
-        """Refuse now, or once the answers to the requests before the bad one are out."""
+        """Refuse now, or once the answers to the requests before the bad one are out (and
+        stop reading meanwhile: nothing after the bad request will be used)."""
         if self._busy or self._queue:
             self._failure = refusal
+            if not self._paused and self._transport is not None:
+                self._transport.pause_reading()
+                self._paused = True
         else:
             self.refuse(refusal.status, refusal.reason)
 

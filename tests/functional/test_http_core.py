@@ -36,8 +36,24 @@ def serving(app: Callable[[Request], Any] = echo, **limits: Any) -> Iterator[Api
         server.stop()
 
 
-def connect(server: ApiServerThread, timeout: float = 5.0) -> socket.socket:
-    return socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
+def connect(server: ApiServerThread, timeout: float = 5.0, sndbuf: int | None = None
+            ) -> socket.socket:
+    if sndbuf is None:
+        return socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)  # before connect: no autotune
+    sock.settimeout(timeout)
+    sock.connect(("127.0.0.1", server.port))
+    return sock
+
+
+def _tcp_buffer_max(name: str) -> int:
+    """The largest buffer the kernel autotunes a TCP socket to (Linux), or 64 MiB elsewhere."""
+    try:
+        with open(f"/proc/sys/net/ipv4/{name}") as limits:
+            return int(limits.read().split()[2])
+    except (OSError, IndexError, ValueError):
+        return 64 * 1024 * 1024
 
 
 def read_answer(stream: BinaryIO, *, head: bool = False) -> Answer | None:
@@ -193,11 +209,20 @@ def test_reading_stops_while_the_app_works() -> None:
             lambda _: loop.call_soon_threadsafe(answer.set_result, Response(200, b"done")))
         return answer
 
-    with serving(slow) as server, connect(server, timeout=3) as sock:
+    # What the kernel may hold for a paused reader: the server's receive buffer (autotuned
+    # up to tcp_rmem's maximum, which differs between hosts) and the client's send buffer
+    # (fixed small here). A server that kept reading would take all of the flood.
+    kernel_buffers = _tcp_buffer_max("tcp_rmem") + 1024 * 1024
+    flood_limit = 2 * kernel_buffers + 64 * 1024 * 1024
+    with serving(slow) as server, connect(server, timeout=3, sndbuf=64 * 1024) as sock:
         sock.sendall(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
-        flood = b"GET /more HTTP/1.1\r\nHost: t\r\nX: " + b"z" * (64 * 1024 * 1024)
-        with pytest.raises(TimeoutError):
-            sock.sendall(flood)  # the server stopped reading: the buffers filled up
+        sock.sendall(b"GET /more HTTP/1.1\r\nHost: t\r\nX: ")
+        block, sent = b"z" * (1024 * 1024), 0
+        with pytest.raises(TimeoutError):  # the server stopped reading: the buffers filled up
+            while sent < flood_limit:
+                sock.sendall(block)
+                sent += len(block)
+        assert sent <= kernel_buffers, (sent, kernel_buffers)
         release.set_result(None)
         answer = read_answer(sock.makefile("rb"))
     assert answer is not None and answer[2] == b"done"
