@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import statistics
 import sys
 import threading
 import time
@@ -26,12 +27,17 @@ def test_sequential_keep_alive_calls_do_not_stall(emu):
         answer["Body"].read()  # else urllib3 cannot reuse the connection
 
     invoke()
-    start = time.perf_counter()
+    took: list[float] = []
     for _ in range(100):
+        start = time.perf_counter()
         invoke()
+        middle = time.perf_counter()
         aml.predict(MLModelId=emu.model_id, Record=record, PredictEndpoint=emu.url)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 2.0, f"200 sequential calls took {elapsed:.2f} s"
+        took += [middle - start, time.perf_counter() - middle]
+    # A Nagle/delayed-ACK stall costs ~40 ms on every call; the median is immune to the
+    # few calls a loaded machine slows down (a total-time bound was not).
+    median = statistics.median(took)
+    assert median < 0.02, f"the median of 200 sequential calls took {median * 1000:.1f} ms"
 
 
 def test_many_concurrent_keep_alive_connections(emu):
