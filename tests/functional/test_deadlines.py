@@ -186,6 +186,7 @@ def test_a_sink_write_cut_by_the_deadline_is_an_interruption_the_retry_resumes(
     first = cut.summary["objects"][0]
     assert first["status"] == "interrupted", first  # not "error": nothing failed
     assert first["last_line"] == 500 and first["checkpoint"].endswith("checkpoint.json")
+    assert 20 < calls[0] < 40  # chunk 2 was started, and cut by the deadline
     now[0] = 0.0
     table.meta.events.unregister("before-call.dynamodb.BatchWriteItem", batch_write_takes_time)
     done, _ = timed(s3.handler, s3_event(obj), 900.0)
