@@ -8,24 +8,18 @@ the emulator's request count, not a guess.
 
 from __future__ import annotations
 
-import http.client
 import json
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
-from amlproxy.emulator import EmulatorAdmin
-from amlproxy.local.stack import LocalDeployment
 from amlproxy.sinks.dynamodb import table_definition
 from amlproxy.triggers import api
 from amlproxy.triggers._idempotency import CallerKey, caller_scope
 from amlproxy.triggers._idempotency import table_definition as idempotency_table
 from tests.events import LambdaContext, use_env
-from tests.fixtures.aws import make_client
 from tests.fixtures.emulator import HIGH_INCOME_ROW, census_record
 from tests.functional.test_trigger_api import http_event
 
@@ -187,65 +181,3 @@ def test_in_flight_key_is_409_for_as_long_as_the_first_request_may_run(
     worker.join(30)
     assert first[0][0] == 200
     assert requests_made(emu) == 2  # the warm-up and the first request: not the retry
-
-
-# ------------------------------------------------------------------ under `amlproxy local up`
-
-
-def http_post(url: str, body: Any, headers: dict[str, str] | None = None
-              ) -> tuple[int, dict[str, Any], dict[str, str]]:
-    parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
-    try:
-        conn.request("POST", "/predict", body=json.dumps(body),
-                     headers={"Content-Type": "application/json", **(headers or {})})
-        answer = conn.getresponse()
-        return answer.status, json.loads(answer.read()), {k.lower(): v for k, v in
-                                                         answer.getheaders()}
-    finally:
-        conn.close()
-
-
-def test_under_local_up_a_post_stores_its_items_and_a_keyed_replay_adds_none(
-        local_deployment: Callable[..., LocalDeployment]) -> None:
-    """The local stack as ``amlproxy local up`` runs it (the template's API function on
-    the local Lambda service under awslambdaric, moto in its own process, the emulator's
-    SageMaker endpoint): a POST leaves one item per record in the results table, keyed
-    ``api:<requestId>``; with an Idempotency-Key, the replay answers the stored answer
-    without scoring or writing again."""
-    stack = local_deployment(prewarm=False)
-    ddb = make_client("dynamodb", stack.endpoints["aws"])
-    emulator = EmulatorAdmin(stack.endpoints["emulator"])
-    batch = [census_record(), census_record(HIGH_INCOME_ROW)]
-
-    def stored() -> dict[tuple[str, int], dict[str, Any]]:
-        found = ddb.scan(TableName="amlproxy-results")["Items"]
-        return {(i["pk"]["S"], int(i["sk"]["N"])): i for i in found}
-
-    status, body, _ = http_post(stack.endpoints["api"], batch)
-    assert status == 200, body
-    first = stored()
-    (source,) = {pk for pk, _ in first}
-    assert source.startswith("api:") and not source.startswith("api:key:")
-    assert sorted(first) == [(source, 1), (source, 2)]
-    assert [first[(source, n)]["label"]["S"] for n in (1, 2)] == [
-        p["label"] for p in body["predictions"]]
-
-    status, keyed, _ = http_post(stack.endpoints["api"], batch, {"Idempotency-Key": "order-9"})
-    assert status == 200, keyed
-    after_keyed = stored()
-    new = set(after_keyed) - set(first)
-    (key_source,) = {pk for pk, _ in new}
-    assert key_source.startswith("api:key:") and key_source.endswith(":order-9")
-    assert sorted(new) == [(key_source, 1), (key_source, 2)]
-    calls = emulator.counts()["endpoints"]
-
-    for _ in range(2):
-        status, replayed, headers = http_post(stack.endpoints["api"], batch,
-                                              {"Idempotency-Key": "order-9"})
-        assert status == 200 and replayed == keyed
-        assert headers.get("idempotent-replayed") == "true"
-    assert stored().keys() == after_keyed.keys()  # the replays added no item
-    assert emulator.counts()["endpoints"] == calls  # and scored nothing again
-    status, _, _ = http_post(stack.endpoints["api"], batch[:1], {"Idempotency-Key": "order-9"})
-    assert status == 422  # the same key with another body
