@@ -196,14 +196,18 @@ class SinkWriteError(SinkError):
 
     ``keys`` are the :attr:`Outcome.key` of the outcomes that were NOT written (everything
     else passed to the same ``write`` call was), so a caller can mark exactly those records
-    ``failed`` and keep the rest. ``written`` counts the ones that were.
+    ``failed`` and keep the rest. ``written`` counts the ones that were. ``deadline`` says
+    that the sink stopped because the invocation's deadline came (those outcomes are not
+    done rather than failed: the pipeline ends the run as interrupted).
     """
 
-    def __init__(self, sink: str, reason: str, keys: Sequence[str], *, written: int = 0) -> None:
+    def __init__(self, sink: str, reason: str, keys: Sequence[str], *, written: int = 0,
+                 deadline: bool = False) -> None:
         self.sink = sink
         self.reason = reason
         self.keys: tuple[str, ...] = tuple(keys)
         self.written = written
+        self.deadline = deadline
         shown = ", ".join(self.keys[:_SHOWN_KEYS])
         more = f" and {len(self.keys) - _SHOWN_KEYS} more" if len(self.keys) > _SHOWN_KEYS else ""
         super().__init__(

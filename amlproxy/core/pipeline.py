@@ -33,6 +33,7 @@ from amlproxy.errors import (
     FieldError,
     NonRetryableBackendError,
     RetriesExhaustedError,
+    SinkWriteError,
 )
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,8 @@ class Pipeline:
                         if self._out_of_time(report, longest_write):
                             break  # sinks stop writing at the deadline
                         took = self._write(targets, buffer[: self.sink_chunk], report)
+                        if report.interrupted:
+                            break  # a sink stopped at the deadline: the chunk is redone
                         longest_write = max(longest_write, took)
                         del buffer[: self.sink_chunk]
                     if report.interrupted:
@@ -125,8 +128,8 @@ class Pipeline:
                     next_progress = (report.total // progress_every + 1) * progress_every
             if buffer and not self._out_of_time(report, longest_write):
                 self._write(targets, buffer, report)  # a cut run writes whole chunks only, so
-            elif buffer and targets:  # its retry re-sends the same messages
-                report.uncount(buffer)  # for the retry: no outcome reached a sink
+            if buffer and targets and report.interrupted:  # its retry re-sends the same
+                report.uncount(buffer)  # messages; for the retry: this chunk is not done
             if targets and not report.interrupted:
                 self._out_of_time(report)  # no commit after the deadline either
         except BaseException:
@@ -326,13 +329,25 @@ class Pipeline:
         return report.interrupted
 
     def _write(self, sinks: Sequence[Sink], outcomes: list[Outcome], report: Report) -> float:
-        """Writes one chunk to every sink; the seconds it took."""
+        """Writes one chunk to every sink, in order; the seconds it took, on the deadline's
+        clock (they are weighed against its time left). A sink that stops at the deadline
+        (:class:`SinkWriteError` with ``deadline``) interrupts the run: the chunk is not
+        done, and the sinks after that one do not get it (put the sinks that can take a
+        chunk again, keyed ones, before those that cannot)."""
+        clock = getattr(self.deadline, "clock", None) or time.perf_counter
+        started = clock()
         t0 = time.perf_counter()
         for sink in sinks:
-            sink.write(outcomes)
-        took = time.perf_counter() - t0
-        report.sink_s += took
-        return took
+            try:
+                sink.write(outcomes)
+            except SinkWriteError as exc:
+                if not exc.deadline:
+                    raise
+                log.info("the deadline stopped %s at line %d", sink.name, outcomes[0].line)
+                report.interrupted = True
+                break
+        report.sink_s += time.perf_counter() - t0
+        return float(clock() - started)
 
 
 def abort_quietly(sink: Sink) -> None:

@@ -128,9 +128,10 @@ class DynamoDbSink:
         unwritten: list[str] = []
         written = 0
         reason = ""
+        by_deadline = False
         for start in range(0, len(requests), BATCH_LIMIT):
             chunk = requests[start : start + BATCH_LIMIT]
-            left, why, stop = self._write_chunk(chunk)
+            left, why, stop, by_deadline = self._write_chunk(chunk)
             written += len(chunk) - len(left)
             unwritten.extend(_key_of(r) for r in left)
             reason = why or reason
@@ -139,7 +140,8 @@ class DynamoDbSink:
                 break
         self.count += written
         if unwritten:
-            raise SinkWriteError(self.name, reason, unwritten, written=written)
+            raise SinkWriteError(self.name, reason, unwritten, written=written,
+                                 deadline=by_deadline)
 
     def close(self) -> None:
         """Nothing to flush: every ``write`` is stored before it returns."""
@@ -166,9 +168,10 @@ class DynamoDbSink:
 
     def _write_chunk(
         self, chunk: list[WriteRequestUnionTypeDef]
-    ) -> tuple[list[Any], str, bool]:
-        """Writes one chunk under the policy. Returns what is left, why, and whether the
-        other chunks should not be tried (a failed call, the deadline)."""
+    ) -> tuple[list[Any], str, bool, bool]:
+        """Writes one chunk under the policy. Returns what is left, why, whether the other
+        chunks should not be tried (a failed call, the deadline), and whether the deadline
+        stopped it."""
         pending: list[Any] = chunk
 
         def attempt() -> None:
@@ -182,11 +185,12 @@ class DynamoDbSink:
             self.retry_policy.run(attempt)
         except (_Unprocessed, ClientError, BotoCoreError) as exc:
             note = gave_up_note(exc) or "not retried"
-            stop = not isinstance(exc, _Unprocessed) or stopped_by_deadline(exc)
-            return pending, f"BatchWriteItem: {exc} ({note})", stop
+            by_deadline = stopped_by_deadline(exc)
+            stop = not isinstance(exc, _Unprocessed) or by_deadline
+            return pending, f"BatchWriteItem: {exc} ({note})", stop, by_deadline
         except RetriesExhaustedError as exc:  # the deadline passed before the first call
-            return pending, f"BatchWriteItem not attempted: {exc}", True
-        return [], "", False
+            return pending, f"BatchWriteItem not attempted: {exc}", True, stopped_by_deadline(exc)
+        return [], "", False, False
 
 
 def item_of(outcome: Outcome, scored_at: str, expires_at: str | None = None) -> Item:

@@ -255,7 +255,9 @@ def _outputs(runtime: Runtime, ref: ObjectRef, version: str | None) -> _Outputs:
     if runtime.uses_s3_output(s3_trigger=True):
         sinks, outputs.uris = s3_output_sinks(runtime, bucket, stem, version)
         outputs.s3_sinks = sinks
-        outputs.sinks = [*runtime.instrument(list(sinks)), *shared]
+        # the keyed shared sinks first: a chunk the deadline cuts in one of them never
+        # reaches the per-run S3 outputs, so that a checkpoint matches what they hold
+        outputs.sinks = [*shared, *runtime.instrument(list(sinks))]
     if settings.checkpoint_prefix:
         from amlproxy.sinks.s3 import output_key
 

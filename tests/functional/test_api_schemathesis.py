@@ -72,36 +72,52 @@ def finished(process: subprocess.Popen[str], report: Path) -> dict[str, Any]:
 
 def test_a_post_leaves_its_items_and_a_replay_adds_none(local_api: LocalStackProcess) -> None:
     """Through the local HTTP server: the items reach the table, keyed by the request id,
-    or by the Idempotency-Key, whose replay (a new request id) adds nothing."""
+    or by the Idempotency-Key, whose replays (new request ids) answer the stored answer
+    without scoring or writing again; the key with another body is 422."""
+    from amlproxy.emulator import EmulatorAdmin
     from tests.fixtures.aws import make_client
     from tests.fixtures.emulator import HIGH_INCOME_ROW, census_record
 
     api = urlsplit(local_api.endpoints["api"])
     table = make_client("dynamodb", local_api.endpoints["aws"])
+    emulator = EmulatorAdmin(local_api.endpoints["emulator"])
+    batch = [census_record(), census_record(HIGH_INCOME_ROW)]
 
-    def keys() -> set[tuple[str, int]]:
-        items = table.scan(TableName="amlproxy-results")["Items"]
-        return {(i["pk"]["S"], int(i["sk"]["N"])) for i in items if i["pk"]["S"].startswith(
-            "api:")}
+    def items() -> dict[tuple[str, int], dict[str, Any]]:
+        found = table.scan(TableName="amlproxy-results")["Items"]
+        return {(i["pk"]["S"], int(i["sk"]["N"])): i for i in found
+                if i["pk"]["S"].startswith("api:")}
 
-    def post(headers: dict[str, str]) -> int:
+    def post(headers: dict[str, str], records: list[dict[str, str]] = batch
+             ) -> tuple[int, Any, dict[str, str]]:
         connection = http.client.HTTPConnection(api.hostname, api.port, timeout=30)
-        body = json.dumps([census_record(), census_record(HIGH_INCOME_ROW)])
-        connection.request("POST", "/predict", body=body,
+        connection.request("POST", "/predict", body=json.dumps(records),
                            headers={"Content-Type": "application/json", **headers})
-        status = connection.getresponse().status
+        answer = connection.getresponse()
+        result = (answer.status, json.loads(answer.read()),
+                  {k.lower(): v for k, v in answer.getheaders()})
         connection.close()
-        return status
+        return result
 
-    before = keys()
-    assert post({}) == 200
-    plain = keys() - before
-    assert len(plain) == 2 and {line for _, line in plain} == {1, 2}
-    assert post({"Idempotency-Key": "e2e-replay-1"}) == 200
-    keyed = keys() - before - plain
+    before = items()
+    status, body, _ = post({})
+    assert status == 200
+    plain = {k: v for k, v in items().items() if k not in before}
+    assert sorted(line for _, line in plain) == [1, 2]
+    assert [plain[k]["label"]["S"] for k in sorted(plain)] == [
+        p["label"] for p in body["predictions"]]  # the answer's results, in the table
+    status, keyed_answer, _ = post({"Idempotency-Key": "e2e-replay-1"})
+    assert status == 200
+    keyed = set(items()) - set(before) - set(plain)
     assert len(keyed) == 2 and all(pk.startswith("api:key:") for pk, _ in keyed)
-    assert post({"Idempotency-Key": "e2e-replay-1"}) == 200
-    assert keys() == before | plain | keyed
+    calls = emulator.counts()["endpoints"]
+    for _ in range(2):
+        status, replayed, headers = post({"Idempotency-Key": "e2e-replay-1"})
+        assert (status, replayed) == (200, keyed_answer)
+        assert headers.get("idempotent-replayed") == "true"
+    assert set(items()) == set(before) | set(plain) | keyed  # the replays added no item
+    assert emulator.counts()["endpoints"] == calls  # and scored nothing again
+    assert post({"Idempotency-Key": "e2e-replay-1"}, batch[:1])[0] == 422  # another body
 
 
 def test_schemathesis_short(local_api: LocalStackProcess, tmp_path: Path) -> None:

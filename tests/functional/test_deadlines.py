@@ -154,3 +154,46 @@ def test_an_endpoint_slower_than_the_time_left_is_cut_in_time(stack: dict[str, A
     found = sources(stack["ddb"])
     assert "sqs:m1" not in found and "sqs:m2" not in found
     assert not any(source.startswith("s3://") for source in found)  # a cut run: no half
+
+
+def test_a_sink_write_cut_by_the_deadline_is_an_interruption_the_retry_resumes(
+        stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The deadline comes in the middle of a chunk's DynamoDB writes (the chunk before
+    took less time than the time left, this one more: a slower table). The rows of the
+    whole chunks before are kept (checkpoint), not thrown away as "could not be scored";
+    the retry resumes after them and completes the object; the table holds every row
+    once. Deterministic: the deadline's clock moves only with each BatchWriteItem call."""
+    use_env(monkeypatch, backend="local", aws_endpoint_url=stack["endpoint"],
+            dynamodb_table=TABLE, region="us-east-1")
+    runtime = get_runtime()
+    now, calls = [0.0], [0]
+    runtime.deadline.clock = lambda: now[0]
+    table = runtime.clients.client("dynamodb")
+
+    def batch_write_takes_time(**_: Any) -> None:
+        # chunk 1 (500 rows, 20 calls): 0.2 s, chunk 2 would take 3 s: the sinks' deadline
+        # (2.4 s of a 3 s invocation, plus half the margin) comes at its 17th call
+        calls[0] += 1
+        now[0] += 0.01 if calls[0] <= 20 else 0.15
+
+    table.meta.events.register("before-call.dynamodb.BatchWriteItem", batch_write_takes_time)
+    obj = put_rows(stack, "input/cut.csv", copies=4)  # 1,340 rows: chunks of 500
+    rows = len(SAMPLE.read_bytes().splitlines()) * 4
+
+    cut, _ = timed(s3.handler, s3_event(obj), 3.0)
+
+    assert isinstance(cut, EventIncompleteError), cut
+    first = cut.summary["objects"][0]
+    assert first["status"] == "interrupted", first  # not "error": nothing failed
+    assert first["last_line"] == 500 and first["checkpoint"].endswith("checkpoint.json")
+    assert 20 < calls[0] < 40  # chunk 2 was started, and cut by the deadline
+    now[0] = 0.0
+    table.meta.events.unregister("before-call.dynamodb.BatchWriteItem", batch_write_takes_time)
+    done, _ = timed(s3.handler, s3_event(obj), 900.0)
+    assert done["objects"][0]["status"] == "scored" and done["records"]["total"] == rows
+    assert done["objects"][0]["resumed_after_line"] == 500
+    lines = [int(i["sk"]["N"]) for i in stack["ddb"].scan(TableName=TABLE)["Items"]]
+    assert sorted(lines) == list(range(1, rows + 1))  # every row once (a cut chunk rewritten)
+    body = stack["s3"].get_object(Bucket=BUCKET, Key=done["objects"][0]["results"].split(
+        f"s3://{BUCKET}/", 1)[1])["Body"].read().splitlines()
+    assert len(body) == done["records"]["ok"]  # the results object: no row twice

@@ -12,11 +12,14 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
+from amlproxy.local.functions import FunctionSpec
+from amlproxy.local.service import LambdaService
 from tests.events import load_event
 from tests.fixtures.runtime_api import RuntimeApi
 from tests.unit.test_lambda_logs import frames
@@ -78,11 +81,20 @@ def start_worker(api: RuntimeApi, handler: str, *, log_format: str = "Text",
     return worker
 
 
-@pytest.mark.parametrize(("handler", "settings", "problem"), [
-    ("amlproxy.triggers.sqs.handler", {"backend": "sagemaker"}, "AMLPROXY_SAGEMAKER_ENDPOINT"),
+BAD_SETTINGS = [  # (handler, settings, the setting the error names): each of the four
+    ("amlproxy.triggers.s3.handler", {"input_prefix": "output/"}, "AMLPROXY_INPUT_PREFIX"),
+    ("amlproxy.triggers.s3.handler", {"sinks": "dynamodb"}, "AMLPROXY_DYNAMODB_TABLE"),
     ("amlproxy.triggers.sns.handler", {"sinks": "s3"}, "AMLPROXY_OUTPUT_BUCKET"),  # per trigger
+    ("amlproxy.triggers.sns.handler", {"backend": "aml"}, "AMLPROXY_AML_MODEL_ID"),
+    ("amlproxy.triggers.sqs.handler", {"backend": "sagemaker"}, "AMLPROXY_SAGEMAKER_ENDPOINT"),
+    ("amlproxy.triggers.sqs.handler", {"sinks": "s3"}, "AMLPROXY_OUTPUT_BUCKET"),
     ("amlproxy.triggers.api.handler", {"concurrency": "0"}, "AMLPROXY_CONCURRENCY"),
-])
+    ("amlproxy.triggers.api.handler", {"api_max_records": "100000"},
+     "AMLPROXY_API_MAX_RECORDS"),
+]
+
+
+@pytest.mark.parametrize(("handler", "settings", "problem"), BAD_SETTINGS)
 def test_a_bad_setting_is_an_init_error(runtime_api: RuntimeApi, handler: str,
                                         settings: dict[str, str], problem: str) -> None:
     worker = start_worker(runtime_api, handler, **settings)
@@ -145,3 +157,32 @@ def test_logs_under_the_runtime_client(runtime_api: RuntimeApi, log_format: str,
     assert all((r["trigger"], r["function"]) == ("api", "amlproxy-test") for r in served)
     refusal = next(r for r in records if r["message"].startswith("event refused"))
     assert refusal["request_id"] == refused.request_id and refusal["level"] == "ERROR"
+
+
+def test_a_bad_setting_is_an_init_error_under_the_local_service() -> None:
+    """Each handler with a bad setting under the local Lambda service: its first
+    invocation ends in the init phase (an init error naming the setting), the handler
+    never gets the event, and the next invocation tries a fresh init."""
+    cases = {handler.split(".")[2]: (handler, settings, problem)
+             for handler, settings, problem in BAD_SETTINGS[1::2]}  # one of each handler
+    assert sorted(cases) == ["api", "s3", "sns", "sqs"]
+    service = LambdaService([FunctionSpec(name, handler, environment={
+        "AMLPROXY_BACKEND": "local", **{f"AMLPROXY_{k.upper()}": v for k, v in settings.items()}})
+        for name, (handler, settings, _) in cases.items()])
+    events = {"s3": "s3_put", "sns": "sns_notification", "sqs": "sqs_receive_message",
+              "api": "apigateway_aws_proxy"}
+    try:
+        with ThreadPoolExecutor(len(cases)) as pool:
+            outcomes = dict(zip(cases, pool.map(
+                lambda name: service.invoke(name, load_event(events[name])), cases),
+                strict=True))
+        for name, outcome in outcomes.items():
+            assert outcome.kind == "init_error", (name, outcome.payload)
+            error = outcome.json()
+            assert error["errorType"] == "ConfigurationError"
+            assert cases[name][2] in error["errorMessage"]
+            stats = service.pool(name).stats
+            assert (stats.init_errors, stats.errors, stats.cold_starts) == (1, 0, 1)
+            assert service.pool(name).status()["workers"] == []  # none left to serve
+    finally:
+        service.stop()

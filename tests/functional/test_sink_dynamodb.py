@@ -222,6 +222,7 @@ def test_items_never_processed_are_reported_by_key(dynamodb_client: Any, table: 
     assert err.written == 24
     assert "6 outcome(s) not written" in str(err) and "BatchWriteItem" in str(err)
     assert "gave up after 3 attempt(s): max attempts" in str(err)
+    assert not err.deadline  # a failure, not the deadline
     stored = {int(i["sk"]["N"]) for i in scan_all(dynamodb_client, table)}
     assert stored == set(range(1, 31)) - {23, 24, 25, 28, 29, 30}
 
@@ -243,6 +244,7 @@ def test_no_call_starts_after_the_deadline(dynamodb_client: Any, table: str) -> 
         sink.write([ok(n) for n in range(1, 61)])
     assert counter.calls == []
     assert len(caught.value.keys) == 60 and caught.value.written == 0
+    assert caught.value.deadline  # not done rather than failed: the pipeline's cut
 
 
 def test_the_deadline_stops_the_retries_and_the_chunks_after_it(
@@ -263,7 +265,7 @@ def test_the_deadline_stops_the_retries_and_the_chunks_after_it(
     assert time.monotonic() - started < 0.6
     assert 2 <= len(counter.calls) < 1000
     assert caught.value.written == 20  # the first call of the first chunk wrote 20
-    assert len(caught.value.keys) == 55
+    assert len(caught.value.keys) == 55 and caught.value.deadline
 
 
 def test_nothing_kept_means_no_call(dynamodb_client: Any, table: str) -> None:

@@ -21,6 +21,7 @@ from amlproxy.errors import (
     InvalidRecordError,
     RetriesExhaustedError,
     SinkError,
+    SinkWriteError,
     ThrottledError,
 )
 
@@ -256,6 +257,42 @@ def test_a_sink_failure_aborts_every_sink_and_propagates(schema):
     with pytest.raises(SinkError):
         pipeline.run(rows(50), source="s")
     assert good.aborted == 1 and bad.aborted == 1 and good.closed == 0
+
+
+class StopsAtTheDeadline(ListSink):
+    """A keyed sink whose ``write`` of the chunk holding ``line`` is cut by the deadline
+    (or fails otherwise) after its first ``written`` outcomes, as the DynamoDB sink's
+    batches are."""
+
+    def __init__(self, line: int, written: int, *, deadline: bool = True) -> None:
+        super().__init__()
+        self.line, self.written, self.deadline = line, written, deadline
+
+    def write(self, outcomes: Sequence[Outcome]) -> None:
+        if outcomes[0].line <= self.line <= outcomes[-1].line:
+            self.outcomes.extend(outcomes[: self.written])
+            raise SinkWriteError(self.name, "not attempted: the deadline passed",
+                                 [o.key for o in outcomes[self.written:]],
+                                 written=self.written, deadline=self.deadline)
+        self.outcomes.extend(outcomes)
+
+
+def test_a_sink_stopped_by_the_deadline_interrupts_the_run_at_the_chunk_before(schema):
+    keyed, per_run = StopsAtTheDeadline(line=30, written=5), ListSink()
+    kept: list[tuple[int, int]] = []
+    pipeline = Pipeline(schema, EchoBackend(), [keyed, per_run], sink_chunk=25)
+
+    report = pipeline.run(rows(100), source="s",
+                          suspend=lambda sinks, r: kept.append((r.last_line, r.total)))
+
+    # the chunk 26-50 is not done: uncounted, and the sinks after the cut one never got it
+    assert report.interrupted and kept == [(25, 25)] and report.reconciles
+    assert [o.line for o in per_run.outcomes] == list(range(1, 26))
+    assert [o.line for o in keyed.outcomes] == list(range(1, 31))  # keyed: rewritten later
+    failing = StopsAtTheDeadline(line=30, written=5, deadline=False)
+    with pytest.raises(SinkWriteError):  # any other write failure still propagates
+        Pipeline(schema, EchoBackend(), [failing], sink_chunk=25).run(rows(100), source="s")
+    assert failing.aborted == 1
 
 
 def test_memory_stays_bounded_for_a_long_input(schema):
