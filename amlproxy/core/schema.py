@@ -71,7 +71,6 @@ from amlproxy.core.schema_format import (
     schema_document,
 )
 from amlproxy.core.schema_json import record_json_schema
-from amlproxy.core.schema_model import build_record_model
 from amlproxy.errors import FieldError, RecordValidationError, SchemaError
 
 if TYPE_CHECKING:
@@ -130,7 +129,10 @@ class Schema:
     @functools.cached_property
     def model(self) -> type[pydantic.BaseModel]:
         """A pydantic model of the features (by attribute name), for users who want one;
-        :meth:`validate` does not use it. Built on first use."""
+        :meth:`validate` does not use it. Built on first use (its module too: not at a
+        cold start)."""
+        from amlproxy.core.schema_model import build_record_model
+
         return build_record_model(self.name, self.features)[0]
 
     @classmethod
