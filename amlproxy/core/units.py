@@ -16,12 +16,13 @@ from itertools import islice
 from typing import Any
 
 from amlproxy.core.outcome import Outcome, SourceRow, Status
-from amlproxy.core.prediction import Prediction
 from amlproxy.core.report import Report
 from amlproxy.core.schema import Schema
 from amlproxy.errors import BackendError, FieldError, RecordValidationError
 
-UnitResult = list["Prediction | BackendError"]
+# a unit's scored outcomes: an ok outcome per prediction, else the backend's error; and
+# the count of errors
+UnitResult = tuple[list["Outcome | BackendError"], int]
 
 
 @dataclass
