@@ -1,7 +1,7 @@
 """Cold start: import a handler module and build its runtime, clients created, in a fresh
 process; next to the handlers a user would write instead, in the same run.
 
-    python bench/coldstart.py [--repeat 7]
+    python bench/coldstart.py [--repeat 7] [--triggers api ...]
 
 Each configuration runs ``--repeat`` times in a fresh subprocess (interleaved, so a busy
 machine slows them alike); each figure is a ratio of median in-process times, from the
@@ -22,6 +22,10 @@ first import to the last client. Configurations:
   slimmed and compiled like the package, all as ratios to the same floor (the minimal
   handler);
 - the S3 trigger from the package without ``.pyc`` files: why the package ships them.
+
+``--triggers`` limits the run to those triggers and their peers (the tracing and
+``.pyc`` configurations, which use the S3 trigger, run only when s3 is among them): a
+quicker check of one trigger's figure.
 
 Everything runs with the environment the template gives every function
 (``PYDANTIC_DISABLE_PLUGINS=__all__``). Figures: amlproxy / Powertools for the worst
@@ -196,10 +200,11 @@ def copy_distributions(names: list[str], target: Path) -> None:
                 shutil.copy2(source, target / path)
 
 
-def import_profile(env: dict[str, str], limit: int = 12) -> list[dict[str, Any]]:
-    """The slowest imports (cumulative) of the S3 handler and its runtime."""
-    answer = subprocess.run([sys.executable, "-P", "-X", "importtime", "-c", OURS, "s3",
-                             *clients_of("s3")], env=env, capture_output=True, text=True,
+def import_profile(env: dict[str, str], trigger: str = "s3", limit: int = 12
+                   ) -> list[dict[str, Any]]:
+    """The slowest imports (cumulative) of a trigger's handler and its runtime."""
+    answer = subprocess.run([sys.executable, "-P", "-X", "importtime", "-c", OURS, trigger,
+                             *clients_of(trigger)], env=env, capture_output=True, text=True,
                             check=True, timeout=120)
     rows = []
     for line in answer.stderr.splitlines():
@@ -241,12 +246,15 @@ def tracing_figures(medians: dict[str, float], runs: dict[str, list[dict[str, An
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--triggers", nargs="+", choices=TRIGGERS, default=list(TRIGGERS))
     args = parser.parse_args(argv)
+    triggers = tuple(t for t in TRIGGERS if t in args.triggers)
+    with_s3 = "s3" in triggers
     base = clean_env(PYTHONDONTWRITEBYTECODE="1")
     peers = {**base, **DEPLOYED_ENV, "PYTHONPATH": f"{ROOT / 'bench'}",
              "AWS_LAMBDA_FUNCTION_NAME": "amlproxy-bench", "PEER_ENDPOINT_URL": ENDPOINT}
     configs: dict[str, tuple[str, list[str], dict[str, str]]] = {}
-    for trigger in TRIGGERS:
+    for trigger in triggers:
         output = {"PEER_OUTPUT": "s3" if trigger == "s3" else "dynamodb"}
         configs[f"powertools {trigger}"] = (PEER, [f"peers.powertools_{trigger}"],
                                             {**peers, **output})
@@ -266,55 +274,55 @@ def main(argv: list[str] | None = None) -> int:
             subprocess.run([str(ROOT / "sam" / "slim_package.sh"), str(folder)], check=True,
                            env={**os.environ, "PYTHON": sys.executable})
         packaged = {**base, "PYTHONPATH": str(compiled)}
-        for trigger in TRIGGERS:
+        for trigger in triggers:
             configs[trigger] = (OURS, [trigger, *clients_of(trigger)],
                                 {**packaged, **trigger_env(trigger)})
-        for mode in ("otel", "xray"):
+        for mode in ("otel", "xray") if with_s3 else ():
             path = f"{compiled}{os.pathsep}{extras[mode]}"
             configs[f"s3 tracing={mode}"] = (OURS, ["s3", *clients_of("s3")],
                                              {**packaged, **trigger_env("s3", tracing=mode),
                                               "PYTHONPATH": path})
-        configs["s3 package, no .pyc"] = (OURS, ["s3", *clients_of("s3")],
-                                          {**base, **trigger_env("s3"),
-                                           "PYTHONPATH": str(plain)})
+        if with_s3:
+            configs["s3 package, no .pyc"] = (OURS, ["s3", *clients_of("s3")],
+                                              {**base, **trigger_env("s3"),
+                                               "PYTHONPATH": str(plain)})
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in configs}
         for code, argv_, env in configs.values():  # warm the OS file cache
             run_once(code, argv_, env)
         for _ in range(args.repeat):
             for name, (code, argv_, env) in configs.items():
                 runs[name].append(run_once(code, argv_, env))
-        profile = import_profile({**packaged, **trigger_env("s3")})
+        profile = import_profile({**packaged, **trigger_env(triggers[0])}, triggers[0])
 
     medians = {name: median([r["s"] for r in rs]) for name, rs in runs.items()}
     print(f"{'configuration':<24} {'median ms':>9}  runs (ms)")
     for name, value in medians.items():
         print(f"{name:<24} {value * 1e3:9.0f}  " + " ".join(f"{r['s'] * 1e3:.0f}"
                                                           for r in runs[name]))
-    print("slowest imports of the S3 handler (cumulative ms):")
+    print(f"slowest imports of the {triggers[0]} handler (cumulative ms):")
     for row in profile:
         print(f"  {row['module']:<40} {row['cumulative_ms']:8.1f}")
     ratios = {f"{t} / {peer}": medians[t] / medians[f"{peer} {t}"]
-              for t in TRIGGERS for peer in ("powertools", "minimal")}
-    worst = max(TRIGGERS, key=lambda t: ratios[f"{t} / powertools"])
+              for t in triggers for peer in ("powertools", "minimal")}
+    worst = max(triggers, key=lambda t: ratios[f"{t} / powertools"])
     figures = [
         figure("cold start, amlproxy / Powertools handler (worst trigger)",
                round(ratios[f"{worst} / powertools"], 2), "x", f"<= {TARGET}x (each trigger)",
-               all(ratios[f"{t} / powertools"] <= TARGET for t in TRIGGERS),
+               all(ratios[f"{t} / powertools"] <= TARGET for t in triggers),
                f"worst: {worst}; " + ", ".join(
                    f"{t} {ratios[f'{t} / powertools']:.2f}x ({medians[t] * 1e3:.0f} vs "
-                   f"{medians[f'powertools {t}'] * 1e3:.0f} ms)" for t in TRIGGERS)
+                   f"{medians[f'powertools {t}'] * 1e3:.0f} ms)" for t in triggers)
                + f"; medians of {args.repeat} interleaved runs"),
         figure("cold start, amlproxy / minimal boto3 handler (worst trigger)",
-               round(max(ratios[f"{t} / minimal"] for t in TRIGGERS), 2), "x", "reported",
+               round(max(ratios[f"{t} / minimal"] for t in triggers), 2), "x", "reported",
                None, ", ".join(f"{t} {ratios[f'{t} / minimal']:.2f}x (minimal "
-                               f"{medians[f'minimal {t}'] * 1e3:.0f} ms)" for t in TRIGGERS)),
-        *tracing_figures(medians, runs),
-        figure("cold start without .pyc / slimmed package (s3, sam/slim_package.sh)",
-               round(medians["s3 package, no .pyc"] / medians["s3"], 2), "x",
-               "ship .pyc", None,
-               f"{medians['s3 package, no .pyc'] * 1e3:.0f} ms vs "
-               f"{medians['s3'] * 1e3:.0f} ms"),
+                               f"{medians[f'minimal {t}'] * 1e3:.0f} ms)" for t in triggers)),
     ]
+    if with_s3:
+        figures += [*tracing_figures(medians, runs), figure(
+            "cold start without .pyc / slimmed package (s3, sam/slim_package.sh)",
+            round(medians["s3 package, no .pyc"] / medians["s3"], 2), "x", "ship .pyc", None,
+            f"{medians['s3 package, no .pyc'] * 1e3:.0f} ms vs {medians['s3'] * 1e3:.0f} ms")]
     write_result("coldstart", {"repeat": args.repeat, "runs": runs, "median_s": medians,
                                "ratios": ratios, "import_profile": profile,
                                "figures": figures})

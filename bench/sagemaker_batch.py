@@ -9,9 +9,12 @@ added. For each batch size, each round runs, one after the other:
 - ``amlproxy``: the pipeline (read_csv over the CSV in memory, the census schema, the
   SageMaker backend with ``--concurrency`` workers and batches of that size, a JSON Lines
   results sink in memory): what the S3 trigger does between GetObject and PutObject;
-- ``pydantic``: the same job as a user would write it on the same thread pool: csv.reader,
-  each batch validated in one ``TypeAdapter(list[CensusRecord])`` call, one
-  ``InvokeEndpoint`` per batch with a CSV body, the answer parsed, JSON Lines out;
+- ``pydantic``: the same job as a user would write it on the same thread pool: csv.reader
+  (line numbers kept), each batch validated in one ``TypeAdapter(list[CensusRecord])`` call
+  (a batch with a bad record again record by record, its rejects written with their line,
+  reasons and row), one ``InvokeEndpoint`` per batch with a CSV body, the answer parsed,
+  JSON Lines out with amlproxy's result fields (key, line, row_id, label, scores, value,
+  backend, model_id, the call's latency and attempts);
 - ``bare boto3``: ``InvokeEndpoint`` with bodies encoded in advance, on as many threads,
   nothing else (the client's bound).
 
@@ -69,54 +72,90 @@ def amlproxy_job(url: str, batch: int, concurrency: int) -> Callable[[bytes], in
 
 
 def pydantic_job(url: str, batch: int, concurrency: int) -> Callable[[bytes], int]:
+    """The peer: the same work as amlproxy's job, as a user would write it (see the
+    module docstring): line numbers kept, a batch with a bad record validated again record
+    by record (its rejects written with line, reasons and row, the others scored), and the
+    same result fields as amlproxy's (latency and attempts of the call included)."""
     import boto3
     from botocore.config import Config
-    from peers.census_model import BATCH, COLUMNS, FEATURES
-    from peers.scoring import result_line
+    from peers.census_model import BATCH, COLUMNS, FEATURES, CensusRecord
+    from peers.scoring import reject_line, result_line
+    from pydantic import ValidationError
 
     client = boto3.session.Session(region_name="us-east-1").client(
         "sagemaker-runtime", endpoint_url=url,
         config=Config(max_pool_connections=concurrency, retries={"mode": "standard"}))
     pool = ThreadPoolExecutor(concurrency)
+    Batch = tuple[list[int], list[dict[str, Any]], list[list[str]]]
 
-    def score(lines: list[int], rows: list[dict[str, Any]]) -> list[bytes]:
-        records = [r.features() for r in BATCH.validate_python(rows)]
+    def validated(lines: list[int], rows: list[dict[str, Any]], raws: list[list[str]]
+                  ) -> tuple[list[int], list[CensusRecord], list[bytes]]:
+        try:
+            return lines, BATCH.validate_python(rows), []
+        except ValidationError:  # one bad record must not fail its neighbours
+            pass
+        ok_lines, records, rejects = [], [], []
+        for line, row, raw in zip(lines, rows, raws, strict=True):
+            try:
+                records.append(CensusRecord.model_validate(row))
+                ok_lines.append(line)
+            except ValidationError as exc:
+                rejects.append(reject_line(line, exc, raw))
+        return ok_lines, records, rejects
+
+    def score(lines: list[int], rows: list[dict[str, Any]], raws: list[list[str]]
+              ) -> tuple[list[bytes], list[bytes]]:
+        lines, models, rejects = validated(lines, rows, raws)
+        if not models:
+            return [], rejects
+        records = [r.features() for r in models]
         body = "\n".join(",".join("" if r[f] is None else str(r[f]) for f in FEATURES)
                          for r in records)
+        started = time.perf_counter()
         answer = client.invoke_endpoint(EndpointName=MODEL, Body=body.encode(),
                                         ContentType="text/csv", Accept="text/csv")
         scores = [float(x) for x in answer["Body"].read().split()]
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        attempts = answer["ResponseMetadata"].get("RetryAttempts", 0) + 1
         return [result_line("bench", line, ">50K" if p >= 0.5 else "<=50K",
-                            {"<=50K": 1.0 - p, ">50K": p}) for line, p in zip(lines, scores,
-                                                                            strict=True)]
+                            {"<=50K": 1.0 - p, ">50K": p}, backend="sagemaker",
+                            model_id=MODEL, latency_ms=latency_ms, attempts=attempts)
+                for line, p in zip(lines, scores, strict=True)], rejects
 
-    def batches(data: bytes) -> Iterator[tuple[list[int], list[dict[str, Any]]]]:
+    def batches(data: bytes) -> Iterator[Batch]:
         reader = csv.reader(io.StringIO(data.decode("utf-8-sig")), skipinitialspace=True)
         lines: list[int] = []
         rows: list[dict[str, Any]] = []
+        raws: list[list[str]] = []
         for row in reader:
+            if not row:
+                continue
             lines.append(reader.line_num)
             rows.append(dict(zip(COLUMNS, row, strict=False)))
+            raws.append(row)
             if len(rows) == batch:
-                yield lines, rows
-                lines, rows = [], []
+                yield lines, rows, raws
+                lines, rows, raws = [], [], []
         if rows:
-            yield lines, rows
+            yield lines, rows, raws
 
     def job(data: bytes) -> int:
-        out = io.BytesIO()
-        window: deque[Future[list[bytes]]] = deque()
+        out, rejected = io.BytesIO(), io.BytesIO()
+        window: deque[Future[tuple[list[bytes], list[bytes]]]] = deque()
         done = 0
-        for lines, rows in batches(data):
-            window.append(pool.submit(score, lines, rows))
-            while len(window) >= 2 * concurrency:
-                results = window.popleft().result()
-                out.write(b"".join(results))
-                done += len(results)
-        while window:
-            results = window.popleft().result()
+
+        def drain() -> int:
+            results, rejects = window.popleft().result()
             out.write(b"".join(results))
-            done += len(results)
+            rejected.write(b"".join(rejects))
+            return len(results) + len(rejects)
+
+        for one in batches(data):
+            window.append(pool.submit(score, *one))
+            while len(window) >= 2 * concurrency:
+                done += drain()
+        while window:
+            done += drain()
         return done
 
     return job

@@ -135,18 +135,17 @@ class SageMakerBackend:
     def predict_batch(self, records: Sequence[Mapping[str, Any]]) -> list[Prediction]:
         if not records:
             return []
-        encode = self.encoder.encode
-        encoded = [encode(record) for record in records]
-        sizes = [len(e) for e in encoded]
+        encoded = self.encoder.encode_batch(records)
+        sizes = list(map(len, encoded))
         limit = self.max_payload_bytes
-        for i, size in enumerate(sizes):
-            if self.encoder.body_size(size, 1) > limit:
-                raise InvalidRecordError(
-                    f"record {i + 1} of the batch encodes to {size} bytes, over the"
-                    f" {limit}-byte request limit",
-                    code="PayloadTooLarge",
-                    attempts=0,
-                )
+        if self.encoder.body_size(max(sizes), 1) > limit:  # (body_size grows with size)
+            i = next(i for i, size in enumerate(sizes) if self.encoder.body_size(size, 1) > limit)
+            raise InvalidRecordError(
+                f"record {i + 1} of the batch encodes to {sizes[i]} bytes, over the"
+                f" {limit}-byte request limit",
+                code="PayloadTooLarge",
+                attempts=0,
+            )
         if (
             len(records) <= self.max_batch_size
             and self.encoder.body_size(sum(sizes), len(sizes)) <= limit

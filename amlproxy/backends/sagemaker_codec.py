@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any, Final
 
 import orjson
@@ -36,6 +37,29 @@ class CsvEncoder:
     def __init__(self, feature_names: Sequence[str]) -> None:
         self.feature_names = tuple(feature_names)
         self._commas = len(self.feature_names) - 1
+        self._values = itemgetter(*self.feature_names) if self._commas > 0 else None
+
+    def encode_batch(self, records: Sequence[Mapping[str, Any]]) -> list[bytes]:
+        """``[encode(r) for r in records]``, column by column: the usual batch (records
+        from the schema's validator, every feature present, each column of one type) is
+        encoded in a few passes of C loops, with no Python call per cell."""
+        values = self._values
+        if values is None or len(records) < 4:
+            return [self.encode(record) for record in records]
+        try:
+            rows = list(map(values, records))
+        except (KeyError, TypeError):  # a feature absent (None), a record not a dict...
+            return [self.encode(record) for record in records]
+        columns = [_column_cells(column) for column in zip(*rows, strict=True)]
+        lines = list(map(",".join, zip(*columns, strict=True)))
+        text = "\n".join(lines)
+        count = len(lines)
+        if (text.count(",") == count * self._commas and text.count("\n") == count - 1
+                and '"' not in text and "\r" not in text):
+            return text.encode().split(b"\n")  # one line per record: none needs quotes
+        return [(",".join(_quoted(cells[i]) for cells in columns)
+                 if line.count(",") != self._commas or '"' in line or "\n" in line
+                 or "\r" in line else line).encode() for i, line in enumerate(lines)]
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
         get = record.get
@@ -63,6 +87,33 @@ class CsvEncoder:
     def body_size(self, encoded_size: int, count: int) -> int:
         """Size of :meth:`body` for ``count`` records totalling ``encoded_size`` bytes."""
         return encoded_size + count
+
+
+_STR: Final = frozenset({str})
+_FLOAT: Final = frozenset({float})
+_STR_NONE: Final = frozenset({str, type(None)})
+_EMPTY_FOR_NONE: Final = {None: ""}
+
+
+def _column_cells(column: tuple[Any, ...]) -> Sequence[str]:
+    """The CSV cells of one feature's values, as :meth:`CsvEncoder.encode` writes each."""
+    kinds = set(map(type, column))
+    if kinds == _STR:
+        return column
+    if kinds == _STR_NONE:  # an optional category: None -> "", a string as it is
+        return list(map(_EMPTY_FOR_NONE.get, column, column))
+    if (kinds == _FLOAT and all(map(float.is_integer, column))
+            and min(column) > -1e15 and max(column) < 1e15):
+        return list(map(str, map(int, column)))  # -0.0 -> "0", as "%d" gives
+    return [_cell(value) for value in column]
+
+
+def _cell(value: Any) -> str:
+    if value.__class__ is str:
+        return value
+    if value.__class__ is float and value.is_integer() and -1e15 < value < 1e15:
+        return "%d" % value  # noqa: UP031
+    return _csv_cell(value)
 
 
 def _csv_cell(value: Any) -> str:
@@ -100,6 +151,10 @@ class JsonEncoder:
     def encode(self, record: Mapping[str, Any]) -> bytes:
         get = record.get
         return orjson.dumps({name: get(name) for name in self.feature_names})
+
+    def encode_batch(self, records: Sequence[Mapping[str, Any]]) -> list[bytes]:
+        """``[encode(r) for r in records]``."""
+        return [self.encode(record) for record in records]
 
     def body(self, encoded: Sequence[bytes]) -> bytes:
         if self.single_object and len(encoded) == 1:

@@ -79,7 +79,7 @@ class ResponseParser:
         if labels is None or len(labels) != 2 or b"," in body or b'"' in body:
             return None
         try:
-            numbers = [float(line) for line in body.splitlines()]
+            numbers = list(map(float, body.splitlines()))
         except ValueError:  # a label, a blank line, bad UTF-8...
             return None
         if len(numbers) != count or not numbers or not 0.0 <= min(numbers) <= max(numbers) <= 1.0:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
+from itertools import repeat
 
 from amlproxy.core.line_reader import (
     DEFAULT_MAX_RECORD_BYTES,
@@ -82,6 +83,10 @@ def _read_block(block: list[str], before: int, crlf: bool, shape: _CsvShape
     """The records of whole lines without quotes (one record per line, the first at line
     ``before + 1``): csv.reader over the list, with no Python call per line; ``crlf``
     says whether any line ends with a carriage return."""
+    rows = _whole_block(block, before, crlf, shape)
+    if rows is not None:
+        yield from rows
+        return
     done = 0
     while done < len(block):
         reader = csv.reader(block[done:] if done else block, skipinitialspace=True, strict=True)
@@ -103,6 +108,31 @@ def _read_block(block: list[str], before: int, crlf: bool, shape: _CsvShape
             done += 1
             raw = block[done - 1].rstrip("\r")[:RAW_PREFIX_CHARS]
             yield SourceRow(before + done, None, raw, f"malformed CSV: {exc}")
+
+
+def _whole_block(block: list[str], before: int, crlf: bool, shape: _CsvShape
+                 ) -> list[SourceRow] | None:
+    """The usual block, in C loops: every line a record with the expected count of fields
+    (no blank line, no header to read, no other count, no bare CR). None otherwise: the
+    block is then read record by record."""
+    columns, count = shape.columns, shape.count
+    if not columns or count < 2:
+        return None
+    try:
+        parsed = list(csv.reader(block, skipinitialspace=True, strict=True))
+    except csv.Error:
+        return None
+    names = {count: columns}
+    if shape.short is not None:
+        names[count - 1] = shape.short  # a row without the target
+    if len(parsed) != len(block) or not set(map(len, parsed)).issubset(names):
+        return None
+    raws = [line.rstrip("\r") for line in block] if crlf else block
+    if len(names) == 1 or count - 1 not in set(map(len, parsed)):
+        fields = map(dict, map(zip, repeat(columns), parsed))
+    else:
+        fields = map(dict, map(zip, map(names.__getitem__, map(len, parsed)), parsed))
+    return list(map(SourceRow, range(before + 1, before + 1 + len(block)), fields, raws))
 
 
 def _read_lines(lines: LineReader, shape: _CsvShape) -> Iterator[SourceRow]:

@@ -213,7 +213,7 @@ class Pipeline:
             if self.deadline is not None and unit.rows and self.deadline.expired():
                 cut = unit
                 break
-            self._start(unit, report)
+            self._start(unit, report, source)
             window.append(unit)
             while len(window) >= max_window:
                 yield self._finish(window.popleft(), source, report)
@@ -227,21 +227,40 @@ class Pipeline:
             report.interrupted = True
             yield [o for k, (at, o) in enumerate(cut.rejects) if at == k]
 
-    def _start(self, unit: Unit, report: Report) -> None:
+    def _start(self, unit: Unit, report: Report, source: str) -> None:
         if not unit.rows:
             return
-        records = unit.records
         if self._executor is not None:
             # the worker runs in a copy of this thread's contextvars context, so whatever
             # the caller keeps there (a tracer's current span) holds on the worker too
-            unit.future = self._executor.submit(contextvars.copy_context().run, self._score,
-                                                records)
+            unit.future = self._executor.submit(contextvars.copy_context().run, self._scored,
+                                                unit, source)
         else:
             t0 = time.perf_counter()
-            unit.result = self._score(records)
+            unit.result = self._scored(unit, source)
             report.predict_s += time.perf_counter() - t0
 
-    def _score(self, records: list[dict[str, Any]]) -> UnitResult:
+    def _scored(self, unit: Unit, source: str) -> UnitResult:
+        """Score a unit's batch (on a worker: the reading thread does not make the
+        outcomes); never raises but for a configuration error. An ``ok`` outcome for each
+        prediction, the backend's error as it is for the others (:meth:`_finish` makes
+        them outcomes: it counts them), and how many errors there are."""
+        results = self._score(unit.records)
+        ok = Status.OK
+        outcomes: list[Outcome | BackendError] = [
+            Outcome(source, row.line, ok, record, None, result, (), None)
+            if isinstance(result, Prediction) else result
+            for row, record, result in zip(unit.rows, unit.records, results, strict=True)
+        ]
+        failures = sum(not isinstance(outcome, Outcome) for outcome in outcomes)
+        if self.schema.row_id:
+            row_id_of = self.schema.row_id_of
+            for outcome, row in zip(outcomes, unit.rows, strict=True):
+                if isinstance(outcome, Outcome) and row.fields is not None:
+                    outcome.row_id = row_id_of(row.fields)
+        return outcomes, failures
+
+    def _score(self, records: list[dict[str, Any]]) -> list[Prediction | BackendError]:
         """Predict a batch; never raises. One result per record, in order."""
         try:
             return list(self.backend.predict_batch(records))
@@ -278,24 +297,20 @@ class Pipeline:
             t0 = time.perf_counter()  # time spent waiting on the backend
             unit.result = unit.future.result()
             report.predict_s += time.perf_counter() - t0
-        results = unit.result
-        assert results is not None and len(results) == len(unit.rows)
-        ok = Status.OK
-        outcomes: list[Outcome | None] = [
-            None if isinstance(result, BackendError) and never_attempted(result)
-            else Outcome(source, row.line, ok, record, None, result, (), None)
-            if isinstance(result, Prediction) else self._failed(source, row, record, result,
-                                                                  report)
-            for row, record, result in zip(unit.rows, unit.records, results, strict=True)
-        ]
-        if self.schema.row_id:
-            row_id_of = self.schema.row_id_of
-            for outcome, row in zip(outcomes, unit.rows, strict=True):
-                if outcome is not None and row.fields is not None:
-                    outcome.row_id = row_id_of(row.fields)
+        assert unit.result is not None
+        scored, failures = unit.result
+        assert len(scored) == len(unit.rows) and failures >= 0
+        outcomes: list[Outcome | None] = scored  # type: ignore[assignment]  # none failed
+        if failures:
+            outcomes = [
+                result if isinstance(result, Outcome)
+                else None if never_attempted(result)
+                else self._failed(source, row, record, result, report)
+                for row, record, result in zip(unit.rows, unit.records, scored, strict=True)
+            ]
         for at, reject in unit.rejects:  # ascending places: each insert keeps the next's
             outcomes.insert(at, reject)
-        if None in outcomes:
+        if failures and None in outcomes:
             # a record not tried before the deadline is not done: neither it nor the rows
             # after it get an outcome in this run
             report.interrupted = True
@@ -314,7 +329,9 @@ class Pipeline:
         if isinstance(error, RetriesExhaustedError):
             report.exhausted += 1
         reason = FieldError(None, f"backend {self.backend.name}: {failure_text(error)}")
-        return Outcome(source, row.line, Status.FAILED, record, row.raw, None, (reason,))
+        row_id = (self.schema.row_id_of(row.fields)
+                  if self.schema.row_id and row.fields is not None else None)
+        return Outcome(source, row.line, Status.FAILED, record, row.raw, None, (reason,), row_id)
 
     def _out_of_time(self, report: Report, need_s: float = 0.0) -> bool:
         """Whether the run must stop writing: it was interrupted, the deadline has passed,

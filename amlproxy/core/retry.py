@@ -42,9 +42,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
-
-from tenacity import RetryCallState, Retrying, retry_if_exception
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from amlproxy.errors import (
     BackendError,
@@ -52,6 +50,9 @@ from amlproxy.errors import (
     RetriesExhaustedError,
     RetryableBackendError,
 )
+
+if TYPE_CHECKING:  # tenacity is imported at the first retry, not at a cold start
+    from tenacity import RetryCallState, Retrying
 
 T = TypeVar("T")
 
@@ -226,13 +227,23 @@ class RetryPolicy:
         if self.base_delay_s < 0 or self.max_delay_s < 0:
             raise ConfigurationError("retry delays must be >= 0")
         self._rng = make_rng(self.seed)
-        self._retrying = Retrying(
-            sleep=self.sleep,
-            stop=self._should_stop,
-            wait=self._backoff,
-            retry=retry_if_exception(self.retryable),
-            retry_error_callback=self._give_up,
-        )
+        self._retrying: Retrying | None = None  # built at the first retry
+
+    def _tenacity(self) -> Retrying:
+        """The tenacity controller of the retries (built once, at the first retry: a call
+        that succeeds at once never needs it, and importing tenacity costs a cold start)."""
+        retrying = self._retrying
+        if retrying is None:
+            from tenacity import Retrying, retry_if_exception
+
+            retrying = self._retrying = Retrying(
+                sleep=self.sleep,
+                stop=self._should_stop,
+                wait=self._backoff,
+                retry=retry_if_exception(self.retryable),
+                retry_error_callback=self._give_up,
+            )
+        return retrying
 
     def with_retryable(self, retryable: Retryable) -> RetryPolicy:
         """The same policy (attempts, delays, the same deadline object) classifying errors
@@ -279,7 +290,7 @@ class RetryPolicy:
             attempts += 1
             return fn()
 
-        retrying = self._retrying
+        retrying = self._tenacity()
         if deadline is not self.deadline:
             retrying = retrying.copy(stop=lambda state: self._should_stop(state, deadline))
         try:

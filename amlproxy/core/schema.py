@@ -56,6 +56,7 @@ import functools
 import json
 import os
 from collections.abc import Mapping, Sequence
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,7 +72,6 @@ from amlproxy.core.schema_format import (
     schema_document,
 )
 from amlproxy.core.schema_json import record_json_schema
-from amlproxy.core.schema_model import build_record_model
 from amlproxy.errors import FieldError, RecordValidationError, SchemaError
 
 if TYPE_CHECKING:
@@ -130,7 +130,10 @@ class Schema:
     @functools.cached_property
     def model(self) -> type[pydantic.BaseModel]:
         """A pydantic model of the features (by attribute name), for users who want one;
-        :meth:`validate` does not use it. Built on first use."""
+        :meth:`validate` does not use it. Built on first use (its module too: not at a
+        cold start)."""
+        from amlproxy.core.schema_model import build_record_model
+
         return build_record_model(self.name, self.features)[0]
 
     @classmethod
@@ -188,6 +191,8 @@ class Schema:
         one call into pydantic-core for the whole batch. ``lines`` numbers the errors."""
         out: list[dict[str, Any] | RecordValidationError] = self._validate_records(records)
         known, check = self._known, self._reject_extra
+        if None not in out and not (check and not known.issuperset(chain.from_iterable(records))):
+            return out  # every record valid, no unknown key in any (C loops)
         for i, values in enumerate(out):
             if values is None or (check and not known.issuperset(records[i])):
                 line = lines[i] if lines is not None else None

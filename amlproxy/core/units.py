@@ -16,12 +16,14 @@ from itertools import islice
 from typing import Any
 
 from amlproxy.core.outcome import Outcome, SourceRow, Status
-from amlproxy.core.prediction import Prediction
 from amlproxy.core.report import Report
 from amlproxy.core.schema import Schema
 from amlproxy.errors import BackendError, FieldError, RecordValidationError
 
-UnitResult = list["Prediction | BackendError"]
+# a unit's scored outcomes: an ok outcome per prediction, else the backend's error; and
+# the count of errors
+_DICT = {dict}
+UnitResult = tuple[list["Outcome | BackendError"], int]
 
 
 @dataclass
@@ -61,21 +63,30 @@ def build_units(
         t0 = time.perf_counter()
         results = _as_validated(chunk) if validated else _validate(schema, chunk)
         report.validate_s += time.perf_counter() - t0
-        for row, result in zip(chunk, results, strict=True):
-            if result.__class__ is dict:
-                unit.rows.append(row)
-                unit.records.append(result)
-                continue
-            if isinstance(result, RecordValidationError):
-                outcome = reject_outcome(source, row, result.errors, result.row_id)
-            else:  # the reader could not split it into fields
-                outcome = reject_outcome(source, row, [FieldError(None, row.error or "")])
-            unit.rejects.append((len(unit.rows) + len(unit.rejects), outcome))
+        if set(map(type, results)) == _DICT:  # every row valid: no loop in Python
+            unit.rows += chunk
+            unit.records += results
+        else:
+            _add_rows(unit, chunk, results, source)
         if len(unit.records) >= batch_size:
             yield unit
             unit = Unit()
     if unit.rows or unit.rejects:
         yield unit
+
+
+def _add_rows(unit: Unit, chunk: list[SourceRow], results: list[Any], source: str) -> None:
+    """Adds validated rows to the unit: each valid record, each reject at its place."""
+    for row, result in zip(chunk, results, strict=True):
+        if result.__class__ is dict:
+            unit.rows.append(row)
+            unit.records.append(result)
+            continue
+        if isinstance(result, RecordValidationError):
+            outcome = reject_outcome(source, row, result.errors, result.row_id)
+        else:  # the reader could not split it into fields
+            outcome = reject_outcome(source, row, [FieldError(None, row.error or "")])
+        unit.rejects.append((len(unit.rows) + len(unit.rejects), outcome))
 
 
 def reject_outcome(

@@ -47,8 +47,12 @@ def result_row(outcome: Outcome) -> dict[str, Any]:
                 "model_id": None, "latency_ms": None, "attempts": None}
     row: dict[str, Any] = {"key": f"{source}#{line}", "source": source, "line": line,
                            "row_id": outcome.row_id, "label": p.label}
-    for label, score in p.scores.items():
-        row[_SCORE_COLUMNS.get(label) or _score_column(label)] = score
+    scores = p.scores
+    try:
+        row.update(zip(map(_SCORE_COLUMNS.__getitem__, scores), scores.values(), strict=True))
+    except KeyError:  # a label not seen yet (its column name is made once)
+        for label, score in scores.items():
+            row[_SCORE_COLUMNS.get(label) or _score_column(label)] = score
     row["value"] = p.value
     row["backend"] = p.backend
     row["model_id"] = p.model_id
@@ -119,8 +123,9 @@ class _OutcomeWriter:
 
     def write(self, outcomes: Iterable[Outcome]) -> int:
         """Writes the outcomes this writer keeps; returns how many it wrote."""
-        keeps = self._keeps
-        kept = [o for o in outcomes if keeps(o.status)]
+        ok = Status.OK  # (an identity test: a StrEnum hashes in Python)
+        kept = ([o for o in outcomes if o.status is ok] if self._keeps(ok)
+                else [o for o in outcomes if o.status is not ok])
         if self.format == "jsonl":
             self._write_jsonl(kept)
         else:

@@ -19,12 +19,14 @@ it (an EventBridge event's ``source`` and ``detail-type``, an API Gateway author
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
 from amlproxy.core.schema_format import json_type_name
 from amlproxy.errors import UnsupportedEventError
-from amlproxy.triggers._s3objects import ObjectRef
+
+if TYPE_CHECKING:  # imported by s3_object_refs: the API trigger does not load S3 scoring
+    from amlproxy.triggers._s3objects import ObjectRef
 
 RECORD_SOURCES = {
     "aws:s3": "an S3 event",
@@ -193,6 +195,8 @@ def s3_object_refs(event: Any, handler: str = "S3") -> list[ObjectRef]:
     """The objects an ``s3:ObjectCreated:*`` event announces (keys URL-decoded: ``+`` is a
     space, then percent-decoding). Any other event, and an S3 event with a record of
     another kind (``ObjectRemoved:Delete``...), raise :class:`UnsupportedEventError`."""
+    from amlproxy.triggers._s3objects import ObjectRef
+
     refs = []
     for index, record in enumerate(records_of(event, handler, "aws:s3")):
         where: dict[str, Any] = {"handler": handler, "kind": "S3", "index": index}

@@ -47,10 +47,9 @@ another request, 409 while the first is in progress; keys are scoped by caller):
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -80,17 +79,15 @@ from amlproxy.triggers._http import (
     parse_http_event,
     response,
 )
-from amlproxy.triggers._idempotency import HEADER as IDEMPOTENCY_HEADER
-from amlproxy.triggers._idempotency import (
-    CallerKey,
-    IdempotencyStore,
-    caller_scope,
-    check_key,
-    idempotent,
-    request_fingerprint,
-)
-from amlproxy.triggers._openapi import CSV_TYPE, openapi_document
 from amlproxy.triggers._runtime import Runtime, init_trigger, invocation
+
+if TYPE_CHECKING:
+    from amlproxy.triggers._idempotency import IdempotencyStore
+
+# Imported when first needed, not at cold start: the OpenAPI document (GET /openapi.json),
+# the Idempotency-Key machinery (only with AMLPROXY_IDEMPOTENCY_TABLE), uuid (a request
+# without an id). The runtime (settings, pipeline, clients) is still built in init.
+CSV_TYPE = "text/csv"  # (amlproxy.triggers._openapi.CSV_TYPE)
 
 log = logging.getLogger("amlproxy.triggers")
 
@@ -144,6 +141,8 @@ def route(runtime: Runtime, request: HttpRequest) -> dict[str, Any]:
         return _cached_json(runtime, "schema_body", runtime.schema.json_schema)
     base = f"/{request.context['stage']}" if request.kind == "rest" and request.context.get(
         "stage") else "/"
+    from amlproxy.triggers._openapi import openapi_document
+
     return _cached_json(runtime, f"openapi_body {base}",
                         lambda: openapi_document(runtime.schema, runtime.settings, base_url=base))
 
@@ -169,9 +168,13 @@ def predict(runtime: Runtime, request: HttpRequest) -> dict[str, Any]:
                               f"{settings.api_max_body_bytes} bytes; {S3_HINT}")
     except BadBody as exc:
         return response(400, bad_request_body([error_entry(None, None, str(exc))]))
-    key = request.headers.get(IDEMPOTENCY_HEADER) if settings.idempotency_table else None
+    key = None
+    if settings.idempotency_table:
+        from amlproxy.triggers import _idempotency as idem
+
+        key = request.headers.get(idem.HEADER)
     try:
-        if key is not None and (problem := check_key(key)) is not None:
+        if key is not None and (problem := idem.check_key(key)) is not None:
             raise BadRequest([error_entry(None, None, problem)])
         header = header_flag(request.query)
         if content_type == CSV_TYPE:
@@ -185,11 +188,11 @@ def predict(runtime: Runtime, request: HttpRequest) -> dict[str, Any]:
     except BadRequest as exc:
         return response(400, bad_request_body(exc.errors))
     if key is None:
-        source = f"api:{request.request_id or uuid.uuid4()}"
+        source = f"api:{request.request_id or _new_id()}"
         return _score(runtime, records, parsed, source=source)
-    caller_key = CallerKey(caller_scope(request.context), key)
-    return idempotent(
-        _idempotency_store(runtime), caller_key, request_fingerprint(request, body),
+    caller_key = idem.CallerKey(idem.caller_scope(request.context), key)
+    return idem.idempotent(
+        _idempotency_store(runtime), caller_key, idem.request_fingerprint(request, body),
         hold_s=_hold_s(runtime),
         answer=lambda: _score(runtime, records, parsed, source=caller_key.source),
     )
@@ -205,7 +208,15 @@ def _hold_s(runtime: Runtime) -> float:
     return max(0.0, remaining) + max(runtime.settings.deadline_margin_s or 0.0, 10.0) + 5.0
 
 
+def _new_id() -> str:
+    import uuid
+
+    return str(uuid.uuid4())
+
+
 def _idempotency_store(runtime: Runtime) -> IdempotencyStore:
+    from amlproxy.triggers._idempotency import IdempotencyStore
+
     store = runtime.cache.get("idempotency")
     if store is None:
         settings = runtime.settings

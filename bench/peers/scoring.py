@@ -35,17 +35,26 @@ def score_csv(body: bytes, source: str, validate: Validate, predict: Predict
         try:
             record = validate(dict(zip(COLUMNS, row, strict=False)))
         except ValidationError as exc:
-            reasons = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
-            rejects.append(orjson.dumps({"line": line, "reasons": reasons, "raw": ",".join(row)},
-                                        option=_LINE))
+            rejects.append(reject_line(line, exc, row))
             continue
         results.append(result_line(source, line, *predict(record.features())))
     return b"".join(results), b"".join(rejects), len(results) + len(rejects)
 
 
-def result_line(source: str, line: int, label: str, scores: dict[str, float]) -> bytes:
+def result_line(source: str, line: int, label: str, scores: dict[str, float], *,
+                backend: str = "local", model_id: str = "census-income",
+                latency_ms: float = 0.0, attempts: int = 1) -> bytes:
+    """One result as JSON: the fields of amlproxy's results row (the same output)."""
     row: dict[str, Any] = {"key": f"{source}#{line}", "source": source, "line": line,
-                           "label": label}
+                           "row_id": None, "label": label}
     for name, score in scores.items():
         row[f"score_{name}"] = score
+    row.update(value=None, backend=backend, model_id=model_id,
+               latency_ms=round(latency_ms, 3), attempts=attempts)
     return orjson.dumps(row, option=_LINE)
+
+
+def reject_line(line: int, error: ValidationError, row: list[str]) -> bytes:
+    """One reject as JSON: its line, a reason per bad field, the row as it was."""
+    reasons = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()]
+    return orjson.dumps({"line": line, "reasons": reasons, "raw": ",".join(row)}, option=_LINE)
