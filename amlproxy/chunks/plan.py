@@ -23,6 +23,7 @@ exactly one chunk whatever the input, so every line gets exactly one outcome.
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -75,8 +76,9 @@ class _Cutter:
             self.head_start = at
             if text.startswith(_BOM):
                 text = text[len(_BOM):]
-            if text.strip():
-                self.plan.header = text.decode(errors="replace").rstrip("\r\n")
+            header = _header_text(text)
+            if header is not None:
+                self.plan.header = header
                 self.want_header = False
                 self.head = bytearray()
                 self.target = max(self.target, at + 1)
@@ -96,6 +98,19 @@ class _Cutter:
         return 0 if self.want_header else self.target
 
 
+def _header_text(record: bytes) -> str | None:
+    """The record's text if the CSV reader takes it as the header: it decodes, parses and
+    is not blank (else the reader rejects or skips it and the header comes later)."""
+    try:
+        text = record.decode().rstrip("\r\n")
+        values = next(csv.reader([text], skipinitialspace=True, strict=True), [])
+    except (UnicodeDecodeError, csv.Error):
+        return None
+    if not values or (len(values) == 1 and not values[0].strip()):
+        return None
+    return text
+
+
 def plan_stream(stream: SupportsReadBytes, *, format: PlanFormat, chunk_bytes: int,
                 header: bool = False, block_size: int = BLOCK_SIZE) -> Plan:
     """The chunks of ``stream`` (see the module docstring); ``header``: the CSV has one."""
@@ -106,23 +121,32 @@ def plan_stream(stream: SupportsReadBytes, *, format: PlanFormat, chunk_bytes: i
     base = 0  # offset of data[0] in the object
     lines_before = 0  # line breaks before data[0]
     carry = b""
+    first = True
     while True:
         block = stream.read(block_size)
+        while first and block and len(block) < len(_BOM):  # the BOM may come piecemeal
+            more = stream.read(block_size)
+            if not more:
+                break
+            block += more
         data = carry + block if carry else block
         if not data:
             break
         carry = b""
-        if block and data.endswith(b'"'):  # "" may be split between two reads
-            data, carry = data[:-1], b'"'
+        if block and data.endswith(b'"'):  # a run of quotes ("") may go on in the next read
+            kept = len(data.rstrip(b'"'))
+            data, carry = data[:kept], data[kept:]
         if cutter.want_header:
             cutter.head += data
             if len(cutter.head) > _HEADER_LIMIT:
                 cutter.want_header = False  # no header in sight: no cut before it either
-        scan.feed(data, base, lines_before)
+        skip = len(_BOM) if first and data.startswith(_BOM) else 0
+        first = False
+        scan.feed(data, base, lines_before, skip)
         base += len(data)
         lines_before += data.count(b"\n")
     size = base
-    if cutter.want_header and cutter.head[cutter.head_start:].strip(b"\r\n\t " + _BOM):
+    if cutter.want_header and len(cutter.head) > cutter.head_start:
         cutter.boundary(size, lines_before)  # a header without a line break
     if size > cutter.last_cut or not cutter.plan.spans:
         cutter.cut(size, lines_before)
@@ -136,8 +160,8 @@ class _LineScan:
     def __init__(self, cutter: _Cutter) -> None:
         self.cutter = cutter
 
-    def feed(self, data: bytes, base: int, lines_before: int) -> None:
-        newlines(self.cutter, data, 0, len(data), base, lines_before)
+    def feed(self, data: bytes, base: int, lines_before: int, skip: int = 0) -> None:
+        newlines(self.cutter, data, skip, len(data), base, lines_before)
 
 
 class _CsvScan:
@@ -148,8 +172,8 @@ class _CsvScan:
         self.quoted = False
         self.field_start = True  # whether the next byte that is not a blank starts a field
 
-    def feed(self, data: bytes, base: int, lines_before: int) -> None:
-        i, n = 0, len(data)
+    def feed(self, data: bytes, base: int, lines_before: int, skip: int = 0) -> None:
+        i, n = skip, len(data)
         while i < n:
             q = data.find(b'"', i)
             if self.quoted:

@@ -69,7 +69,11 @@ class _CsvShape:
     def take_header(self, text: str) -> None:
         """Names the columns by ``text``, the header line of the object this stream is a
         part of (so that no line of the stream is taken as the header)."""
-        values = next(csv.reader([text.rstrip("\r\n")], skipinitialspace=True), [])
+        try:
+            values = next(csv.reader([text.rstrip("\r\n")], skipinitialspace=True,
+                                     strict=True), [])
+        except csv.Error as exc:
+            raise InputError(f"the CSV header is malformed: {exc}") from exc
         self.columns = _header_names(values, 1)
         self.count = len(self.columns)
         self.from_header = True
