@@ -95,7 +95,8 @@ def test_the_keys_of_an_object_version() -> None:
     assert places.final_keys(obj) == ("output/x/a.csv.e1.predictions.jsonl",
                                       "rejects/x/a.csv.e1.rejects.jsonl")
     assert places.chunk_dir(obj) == "chunks/x/a.csv.e1/"
-    assert chunk_key(places.chunk_dir(obj), 7, "rejects") == "chunks/x/a.csv.e1/000007.rejects.jsonl"
+    key = chunk_key(places.chunk_dir(obj), 7, "rejects")
+    assert key == "chunks/x/a.csv.e1/000007.rejects.jsonl"
     assert places.bucket(obj) == "in" and Layout("out", "", "o/", "r/", "c/").bucket(obj) == "out"
 
 
