@@ -149,7 +149,8 @@ def _fan_out(runtime: Runtime, ref: ObjectRef, etag: str | None, body: Any,
     runtime.metrics.add("ObjectsPlanned")
     results, rejects = room.layout.final_keys(obj)
     bucket = room.layout.bucket(obj)
-    summary.update(status="planned", **planned, results=f"s3://{bucket}/{results}",
+    summary.update({k: v for k, v in planned.items() if k != "status"}, status="planned",
+                   plan=planned["status"], results=f"s3://{bucket}/{results}",
                    rejects=f"s3://{bucket}/{rejects}")
     log.info("planned %s", ref.source, extra={"summary": summary})
     return summary

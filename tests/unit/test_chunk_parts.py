@@ -26,7 +26,7 @@ from amlproxy.settings import Settings
 MIN = 100
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.lists(st.one_of(st.integers(0, 30), st.integers(0, 400)), max_size=25))
 def test_parts_cover_every_byte_in_order_and_respect_the_minimum(sizes: list[int]) -> None:
     parts = layout(sizes, MIN)

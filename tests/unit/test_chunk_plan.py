@@ -41,7 +41,7 @@ def _check_spans(data: bytes, plan: Plan) -> None:
         assert span.first_line == data[:span.start].count(b"\n") + 1
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.lists(FIELDS, min_size=1, max_size=30), st.booleans(), st.booleans(),
        st.booleans(), st.integers(1, 60), st.sampled_from([1, 2, 3, 7, 64, 65536]))
 def test_cuts_are_record_boundaries(rows: list[list[str]], crlf: bool, bom: bool,
@@ -76,7 +76,7 @@ def _read(stream: io.BytesIO, header: bool, first_line: int = 1,
         return f"InputError: {exc}"
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.lists(st.sampled_from(PIECES), max_size=80).map(b"".join), st.booleans(),
        st.booleans(), st.integers(1, 40), st.sampled_from([1, 5, 64, 65536]))
 def test_the_chunks_read_one_by_one_give_the_rows_of_the_whole(
