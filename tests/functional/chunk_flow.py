@@ -7,6 +7,7 @@ become visible again (a redelivery)."""
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -162,8 +163,30 @@ class Flow:
         return done
 
 
+_ITEM_WRITES = threading.Lock()
+
+
+@pytest.fixture
+def atomic_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DynamoDB applies the writes to one item one at a time (a conditional write sees the
+    item as the previous write left it); moto's server runs requests on threads without
+    that guarantee. The tests give moto the lock DynamoDB has: conditional writes then race
+    as they do in AWS."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    for name in ("put_item", "update_item", "get_item"):
+        original = getattr(DynamoDBBackend, name)
+
+        def locked(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            with _ITEM_WRITES:
+                return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, name, locked)
+
+
 @pytest.fixture(name="flow")
-def flow_fixture(monkeypatch: pytest.MonkeyPatch, aws_client: Any, moto_reset: str) -> Flow:
+def flow_fixture(monkeypatch: pytest.MonkeyPatch, aws_client: Any, moto_reset: str,
+                 atomic_dynamodb: None) -> Flow:
     s3, ddb, sqs, sns = (aws_client(name) for name in ("s3", "dynamodb", "sqs", "sns"))
     s3.create_bucket(Bucket=BUCKET)
     ddb.create_table(**table_definition(TABLE))
