@@ -11,9 +11,12 @@ so an object overwritten meanwhile (a redone chunk) fails the assembly instead o
 two versions; the upload is then aborted and the assembly started again.
 
 :class:`Assembler` then marks the completion item ``assembled`` (conditionally: of two
-racing assemblers one does it), publishes the optional SNS notification, and deletes the
-chunk objects. It is idempotent: an assembler that finds a chunk object gone re-reads the
-item; when it is ``assembled`` (another one finished) it only cleans up.
+racing assemblers one does it), publishes the optional SNS notification (then marks the
+item ``notified``), and deletes the chunk objects. It is idempotent: an assembler that
+finds a chunk object gone re-reads the item; when it is ``assembled`` (another one
+finished) it only cleans up, and announces the object if no one did (a notification
+goes out at least once: an assembler killed between the two writes leaves it to the
+redelivery).
 """
 
 from __future__ import annotations
@@ -155,7 +158,9 @@ class Assembler:
     def assemble(self, target: Target, completion: Completion) -> dict[str, Any]:
         """Assembles (or finds assembled) the object of ``completion``; a summary."""
         for _ in range(ATTEMPTS):
-            if completion.assembled:
+            if completion.assembled:  # by another, or by this message's earlier delivery
+                if not completion.notified:
+                    self._announce(completion, completion.totals(), target)
                 self.cleanup(target, completion.chunks)
                 return {"status": "assembled", "by": "another", **target.uris}
             try:
@@ -261,8 +266,10 @@ class Assembler:
             self._call("announce", lambda: topic.publish(
                 TopicArn=self.topic_arn or "", Message=message,
                 Subject="amlproxy: object scored"))
-        except SinkError:
+            self.store.notified(completion.source)
+        except SinkError:  # a redelivery announces it (the item says it was not)
             log.exception("cannot announce %s on %s", completion.source, self.topic_arn)
+            raise
 
     def _read(self, action: str, call: Callable[[], T]) -> T:
         """A call on a chunk object: gone or changed raises :class:`ChunkGone`."""

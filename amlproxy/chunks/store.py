@@ -13,6 +13,7 @@ Item (partition key ``object`` = the source id ``s3://bucket/key?versionId=...``
     expires_at    N   TTL (epoch seconds)
     total, ok, rejected, failed   N   over all chunks, once assembled
     results, rejects              S   the output URIs, once assembled
+    notified      BOOL  the completion notification went out
 
 - :meth:`CompletionStore.plan` puts the item only if none exists (a re-plan of the same
   version finds and reuses it);
@@ -62,6 +63,7 @@ class Completion:
     status: str = PLANNED
     done: set[int] = field(default_factory=set)
     counts: dict[int, dict[str, int]] = field(default_factory=dict)
+    notified: bool = False  # the completion notification went out
 
     @property
     def complete(self) -> bool:
@@ -167,6 +169,13 @@ class CompletionStore:
             return False
         return True
 
+    def notified(self, source: str) -> None:
+        """Records that the completion notification of ``source`` went out."""
+        self._call("mark notified", lambda: self.client.update_item(
+            TableName=self.table, Key={"object": {"S": source}},
+            UpdateExpression="SET #n = :t", ExpressionAttributeNames={"#n": "notified"},
+            ExpressionAttributeValues={":t": {"BOOL": True}}))
+
     def _call(self, action: str, call: Any, *, conditional: bool = False) -> Any:
         try:
             return self.policy.run(call, deadline=self.deadline)
@@ -193,5 +202,5 @@ def _completion(item: dict[str, Any]) -> Completion:
         source=item["object"]["S"], chunks=int(item["chunks"]["N"]),
         chunk_bytes=int(item["chunk_bytes"]["N"]), format=item["format"]["S"],
         status=item["status"]["S"], done={int(n) for n in item.get("done", {}).get("NS", ())},
-        counts=counts,
+        counts=counts, notified=bool(item.get("notified", {}).get("BOOL", False)),
     )
