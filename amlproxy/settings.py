@@ -138,8 +138,8 @@ class Settings(BaseModel):
         "figure measured by make bench, see amlproxy/chunks/sizing.py)",
     )
     function_timeout_s: float | None = Field(
-        None, gt=0, description="the function's timeout, for the chunk size (default: the "
-        "time left when the invocation starts)",
+        None, gt=0, description="the chunk worker's timeout, for the chunk size (default: "
+        "the time left when the planner's invocation starts)",
     )
     chunk_prefix: str = Field(
         "chunks/", min_length=1, description="key prefix (output bucket) of the chunk objects "
