@@ -82,6 +82,9 @@ def start_worker(api: RuntimeApi, handler: str, *, log_format: str = "Text",
     ("amlproxy.triggers.sqs.handler", {"backend": "sagemaker"}, "AMLPROXY_SAGEMAKER_ENDPOINT"),
     ("amlproxy.triggers.sns.handler", {"sinks": "s3"}, "AMLPROXY_OUTPUT_BUCKET"),  # per trigger
     ("amlproxy.triggers.api.handler", {"concurrency": "0"}, "AMLPROXY_CONCURRENCY"),
+    ("amlproxy.triggers.chunks.handler", {}, "the chunk worker needs AMLPROXY_CHUNK_TABLE"),
+    ("amlproxy.triggers.s3.handler", {"chunk_queue_url": "http://127.0.0.1:9/q"},
+     "AMLPROXY_CHUNK_QUEUE_URL needs AMLPROXY_CHUNK_TABLE"),
 ])
 def test_a_bad_setting_is_an_init_error(runtime_api: RuntimeApi, handler: str,
                                         settings: dict[str, str], problem: str) -> None:
