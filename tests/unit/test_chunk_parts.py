@@ -118,3 +118,13 @@ def test_completion_totals_reconcile_over_the_chunks() -> None:
     assert totals == {"total": 9, "ok": 7, "rejected": 1, "failed": 1}
     assert totals["total"] == totals["ok"] + totals["rejected"] + totals["failed"]
     assert not Completion("s", 3, 10, "csv", done={0, 1}).complete
+
+
+def test_the_aml_cap_is_the_lower_of_the_endpoint_and_the_worker_share() -> None:
+    from amlproxy.bootstrap import aml_rate_cap
+
+    aml = {"backend": "aml", "aml_model_id": "m"}
+    assert aml_rate_cap(Settings(**aml)) is None
+    assert aml_rate_cap(Settings(**aml, aml_rate_limit_rps=200)) == 200
+    assert aml_rate_cap(Settings(**aml, aml_rate_limit_rps=200, aml_max_rps=25)) == 25
+    assert aml_rate_cap(Settings(**aml, aml_max_rps=40)) == 40
