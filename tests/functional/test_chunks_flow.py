@@ -58,22 +58,22 @@ def only_s3(flow: Flow, monkeypatch: Any, chunk_bytes: int = 8192) -> None:
 
 
 def test_a_file_of_several_chunks_is_scored_and_assembled_once(flow: Flow) -> None:
-    data = census_file(450, bad_after=37)
+    data = census_file(300, bad_after=23)
     obj = flow.put("input/big.csv", data)
 
     assert flow.plan(obj) == {"batchItemFailures": []}
     planned = flow.completion(obj)
-    assert int(planned["chunks"]) == len(flow.receive_all()) > 5
+    assert int(planned["chunks"]) == len(flow.receive_all()) >= 4
     assert planned["status"] == "planned"
     flow.sqs.purge_queue(QueueUrl=flow.queue_url)
     assert flow.plan(obj) == {"batchItemFailures": []}  # a redelivered notification re-sends
     flow.drain()
 
-    done = flow.assert_whole(obj, 450)
+    done = flow.assert_whole(obj, 300)
     assert int(done["rejected"]) == data.count(BAD) > 10
     notes = flow.notifications()
     assert notes == [{"object": f"s3://amlproxy-chunks/{obj['key']}",
-                      "chunks": int(done["chunks"]), "total": 450, "ok": int(done["ok"]),
+                      "chunks": int(done["chunks"]), "total": 300, "ok": int(done["ok"]),
                       "rejected": int(done["rejected"]), "failed": 0,
                       "results": f"s3://amlproxy-chunks/output/big.csv.{obj['etag']}"
                                  ".predictions.jsonl",
@@ -97,12 +97,12 @@ def test_a_small_object_is_scored_directly_and_the_test_event_acknowledged(flow:
 def test_chunks_cut_by_the_deadline_are_redelivered_until_whole(flow: Flow) -> None:
     """A fifth of the deliveries (seeded) is cut after a batch: the cut chunk leaves no
     chunk object, is not marked done, and its redelivery completes it."""
-    obj = flow.put("input/cut.csv", census_file(500, bad_after=40))
+    obj = flow.put("input/cut.csv", census_file(300, bad_after=40))
     runtime = get_runtime()
     runtime.pipeline.batch_size = 10
     flow.plan(obj)
     cut_by_a_step_clock(runtime)
-    rng = random.Random(13)
+    rng = random.Random(7)
     cuts = 0
     for _ in range(400):
         messages = flow.receive()
@@ -117,7 +117,7 @@ def test_chunks_cut_by_the_deadline_are_redelivered_until_whole(flow: Flow) -> N
                 index = json.loads(message["Body"])["index"]
                 assert not [k for k in flow.keys("chunks/") if f"/{index:06d}." in k]
     assert cuts >= 2
-    flow.assert_whole(obj, 500)
+    flow.assert_whole(obj, 300)
     assert len(flow.notifications()) == 1
 
 
@@ -152,6 +152,7 @@ def test_the_reproducer_a_reject_after_every_500_rows_cut_by_the_deadline(
     flow.assert_whole(obj, 2505, keyed=False)
 
 
+@pytest.mark.slow  # 11 chunks, to cut the planner between two SendMessageBatch calls
 def test_a_planner_killed_midway_is_redelivered_and_sends_again(flow: Flow,
                                                                  monkeypatch: Any) -> None:
     only_s3(flow, monkeypatch, chunk_bytes=4096)
@@ -170,7 +171,7 @@ def test_a_planner_killed_midway_is_redelivered_and_sends_again(flow: Flow,
 def test_an_assembler_killed_midway_is_redelivered_and_assembles_once(flow: Flow,
                                                                       monkeypatch: Any) -> None:
     only_s3(flow, monkeypatch)
-    obj = flow.put("input/killed.csv", census_file(400, bad_after=30))
+    obj = flow.put("input/killed.csv", census_file(250, bad_after=30))
     clients = get_runtime().clients
     kills = kill_at(clients.client("s3"), "PutObject",
                     when=lambda p: p["Key"].startswith("rejects/"))
@@ -180,14 +181,14 @@ def test_an_assembler_killed_midway_is_redelivered_and_assembles_once(flow: Flow
     # redelivery assembles and dies before the notification; the next one announces
     flow.drain()
     assert kills and silenced and max(flow.deliveries.values()) == 3
-    flow.assert_whole(obj, 400, keyed=False)
+    flow.assert_whole(obj, 250, keyed=False)
     assert len(flow.notifications()) == 1
 
 
 def test_racing_assemblers_give_one_whole_output_and_one_notification(flow: Flow,
                                                                       monkeypatch: Any) -> None:
     only_s3(flow, monkeypatch)
-    obj = flow.put("input/race.csv", census_file(300, bad_after=50))
+    obj = flow.put("input/race.csv", census_file(200, bad_after=50))
     flow.plan(obj)
     messages = flow.receive_all()
     last = max(messages, key=lambda m: json.loads(m["Body"])["index"])
@@ -206,10 +207,11 @@ def test_racing_assemblers_give_one_whole_output_and_one_notification(flow: Flow
     for thread in threads:
         thread.join(60)
     assert answers == [[], []]
-    flow.assert_whole(obj, 300, keyed=False)
+    flow.assert_whole(obj, 200, keyed=False)
     assert len(flow.notifications()) == 1
 
 
+@pytest.mark.slow  # 25,000 rows, 6 MiB of results (the layout is unit-tested)
 def test_large_chunk_objects_are_copied_by_s3(flow: Flow, monkeypatch: Any) -> None:
     """Chunk objects of 5 MiB and more go into the final object by UploadPartCopy."""
     from tests.events import use_env
