@@ -32,6 +32,8 @@ from amlproxy.core.line_reader import SupportsReadBytes
 BLOCK_SIZE = 64 * 1024
 _BOM = b"\xef\xbb\xbf"
 _QUOTE = 0x22
+_SPACE = 0x20
+_FIELD_ENDS = (0x2C, 0x0A)  # "," and "\n": the next byte starts a field
 _HEADER_LIMIT = 1_048_576  # a header longer than this is not looked for further
 
 PlanFormat = Literal["csv", "jsonl"]
@@ -173,27 +175,33 @@ class _CsvScan:
         self.field_start = True  # whether the next byte that is not a blank starts a field
 
     def feed(self, data: bytes, base: int, lines_before: int, skip: int = 0) -> None:
+        cutter, find = self.cutter, data.find
+        quoted, field_start = self.quoted, self.field_start
         i, n = skip, len(data)
-        while i < n:
-            q = data.find(b'"', i)
-            if self.quoted:
+        while i < n:  # one turn per quote character: blocks without one take a single turn
+            q = find(b'"', i)
+            if quoted:
                 if q < 0:
-                    return
+                    break
                 if q + 1 < n and data[q + 1] == _QUOTE:
                     i = q + 2  # an escaped quote
                     continue
-                self.quoted, self.field_start, i = False, False, q + 1
+                quoted, field_start, i = False, False, q + 1
                 continue
             end = n if q < 0 else q
-            newlines(self.cutter, data, i, end, base, lines_before)
-            before = data[i:end].rstrip(b" ")
-            if before:
-                self.field_start = before[-1] in b",\n"
+            if end > i:
+                if cutter.want_header or base + end >= cutter.target:
+                    newlines(cutter, data, i, end, base, lines_before)
+                j = end - 1
+                while j >= i and data[j] == _SPACE:
+                    j -= 1
+                if j >= i:
+                    field_start = data[j] in _FIELD_ENDS
             if q < 0:
-                return
-            if self.field_start:
-                self.quoted = True
-            self.field_start, i = False, q + 1
+                break
+            quoted = field_start  # a quote opens a field only at its start
+            field_start, i = False, q + 1
+        self.quoted, self.field_start = quoted, field_start
 
 
 def newlines(cutter: _Cutter, data: bytes, i: int, end: int, base: int,
