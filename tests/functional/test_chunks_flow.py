@@ -152,7 +152,6 @@ def test_the_reproducer_a_reject_after_every_500_rows_cut_by_the_deadline(
     flow.assert_whole(obj, 2505, keyed=False)
 
 
-@pytest.mark.slow  # 11 chunks, to cut the planner between two SendMessageBatch calls
 def test_a_planner_killed_midway_is_redelivered_and_sends_again(flow: Flow,
                                                                  monkeypatch: Any) -> None:
     only_s3(flow, monkeypatch, chunk_bytes=4096)
@@ -211,7 +210,6 @@ def test_racing_assemblers_give_one_whole_output_and_one_notification(flow: Flow
     assert len(flow.notifications()) == 1
 
 
-@pytest.mark.slow  # 25,000 rows, 6 MiB of results (the layout is unit-tested)
 def test_large_chunk_objects_are_copied_by_s3(flow: Flow, monkeypatch: Any) -> None:
     """Chunk objects of 5 MiB and more go into the final object by UploadPartCopy."""
     from tests.events import use_env
