@@ -78,7 +78,7 @@ class Planner:
     def fan_out(self, obj: ObjectVersion, body: SupportsReadBytes, *, fmt: PlanFormat,
                 chunk_bytes: int, header: bool) -> dict[str, Any]:
         """Plans ``obj`` (its ``body``) and sends its chunk messages; a summary."""
-        source = obj.source
+        source = obj.plan_id
         existing = self.store.get(source)
         if existing is not None and existing.assembled:
             return {"status": "assembled", "chunks": existing.chunks, "sent": 0}

@@ -46,6 +46,14 @@ class ObjectVersion:
         return f"{base}?versionId={quote(self.version, safe='')}" if self.version else base
 
     @property
+    def plan_id(self) -> str:
+        """The key of its completion item: the source id, with ``?etag=`` when the bucket
+        is not versioned (a new upload of the key is another object to plan)."""
+        if self.version or not self.etag:
+            return self.source
+        return f"{self.source}?etag={quote(self.etag, safe='')}"
+
+    @property
     def tag(self) -> str | None:
         """What names this version in output keys: the version id, else the ETag."""
         return self.version or self.etag

@@ -1,9 +1,10 @@
 """The completion store: one DynamoDB item per object version, shared by the planner and
 the chunk workers, written only by conditional or commutative updates.
 
-Item (partition key ``object`` = the source id ``s3://bucket/key?versionId=...``)::
+Item (partition key ``object`` = the source id ``s3://bucket/key?versionId=...``, or
+``s3://bucket/key?etag=...`` in a bucket without versioning)::
 
-    object        S   the source id
+    object        S   the object version (see above)
     chunks        N   how many chunks the plan has
     chunk_bytes   N   the chunk size it was planned with (a re-plan reuses it)
     format        S   csv | jsonl

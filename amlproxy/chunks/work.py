@@ -79,7 +79,7 @@ class ChunkWorker:
         summary: dict[str, Any] = {"source": obj.source, "index": message.index,
                                    "count": message.count}
         try:
-            completion = self.store.get(obj.source)
+            completion = self.store.get(obj.plan_id)
             if completion is None:
                 log.error("chunk %d of %s has no plan (expired?): dropped", message.index,
                           obj.source)
@@ -97,7 +97,7 @@ class ChunkWorker:
                     return ChunkResult(status, summary, report)
                 counts = {"total": report.total, "ok": report.ok, "rejected": report.rejected,
                           "failed": report.failed}
-                marked = self.store.done(obj.source, message.index, counts)
+                marked = self.store.done(obj.plan_id, message.index, counts)
                 if marked is None:
                     return ChunkResult("no-plan", summary, report)
                 completion = marked

@@ -48,6 +48,11 @@ def census_file(rows: int, *, bad_after: int = 0) -> bytes:
     return b"".join(lines)
 
 
+def plan_id(obj: dict[str, Any]) -> str:
+    """The key of the completion item of an object of an unversioned bucket."""
+    return f"s3://{BUCKET}/{obj['key']}?etag={obj['etag']}"
+
+
 def sqs_record(message_id: str, body: str, receipt: str = "r", arn: str = "q") -> dict[str, Any]:
     template = load_event("sqs_receive_message")["Records"][0]
     return {**template, "messageId": message_id, "receiptHandle": receipt, "body": body,
@@ -130,7 +135,7 @@ class Flow:
 
     def completion(self, obj: dict[str, Any]) -> dict[str, Any]:
         item = self.ddb.get_item(TableName=CHUNK_TABLE, ConsistentRead=True,
-                                 Key={"object": {"S": f"s3://{BUCKET}/{obj['key']}"}})["Item"]
+                                 Key={"object": {"S": plan_id(obj)}})["Item"]
         return {k: v.get("S") or v.get("N") or v.get("NS") or v.get("M") for k, v in item.items()}
 
     def notifications(self) -> list[dict[str, Any]]:

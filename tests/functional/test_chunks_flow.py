@@ -26,6 +26,7 @@ from tests.functional.chunk_flow import (  # noqa: F401  (flow is a fixture)
     atomic_dynamodb,
     census_file,
     flow_fixture,
+    plan_id,
     sqs_record,
 )
 from tests.reliability.test_interruption import cut_after, cut_by_a_step_clock
@@ -72,7 +73,7 @@ def test_a_file_of_several_chunks_is_scored_and_assembled_once(flow: Flow) -> No
     done = flow.assert_whole(obj, 300)
     assert int(done["rejected"]) == data.count(BAD) > 10
     notes = flow.notifications()
-    assert notes == [{"object": f"s3://amlproxy-chunks/{obj['key']}",
+    assert notes == [{"object": plan_id(obj),
                       "chunks": int(done["chunks"]), "total": 300, "ok": int(done["ok"]),
                       "rejected": int(done["rejected"]), "failed": 0,
                       "results": f"s3://amlproxy-chunks/output/big.csv.{obj['etag']}"
@@ -228,3 +229,19 @@ def test_large_chunk_objects_are_copied_by_s3(flow: Flow, monkeypatch: Any) -> N
     results = flow.lines(f"output/large.csv.{obj['etag']}.predictions.jsonl")
     assert [r["line"] for r in results] == list(range(1, 25_001))
     assert copies and flow.keys("chunks/") == []
+
+
+def test_a_new_upload_of_the_key_is_planned_and_assembled_again(flow: Flow,
+                                                                monkeypatch: Any) -> None:
+    """No versioning: the completion item is the ETag's, so a new upload of the same key is
+    another object, with outputs of its own."""
+    only_s3(flow, monkeypatch)
+    first = flow.put("input/again.csv", census_file(150, bad_after=20))
+    flow.plan(first)
+    flow.drain()
+    second = flow.put("input/again.csv", census_file(130, bad_after=10))
+    assert second["etag"] != first["etag"]
+    flow.plan(second)
+    flow.drain()
+    flow.assert_whole(first, 150, keyed=False)
+    flow.assert_whole(second, 130, keyed=False)

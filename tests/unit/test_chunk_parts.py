@@ -72,6 +72,8 @@ def test_a_chunk_message_round_trips_and_names_its_object() -> None:
     assert chunk.object.source == "s3://in/input/a b.csv?versionId=v%201"
     assert chunk.object.get_request() == {"Bucket": "in", "Key": "input/a b.csv",
                                           "VersionId": "v 1"}
+    assert chunk.object.plan_id == chunk.object.source  # versioned: the source id
+    assert ObjectVersion("in", "k", None, "e 1").plan_id == "s3://in/k?etag=e%201"
     assert ObjectVersion("in", "k", None, "e").get_request() == {
         "Bucket": "in", "Key": "k", "IfMatch": "e"}
 
