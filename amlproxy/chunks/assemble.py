@@ -41,6 +41,7 @@ log = logging.getLogger("amlproxy.chunks")
 T = TypeVar("T")
 MiB = 1024 * 1024
 MIN_PART = 5 * MiB
+MAX_PARTS = 10_000  # S3's most parts in one upload
 CONTENT_TYPE = "application/x-ndjson"
 ATTEMPTS = 3  # assemblies started again when a chunk object changed under one
 
@@ -203,6 +204,9 @@ class Assembler:
         sizes = [int(h["ContentLength"]) for h in heads]
         etags = [str(h["ETag"]) for h in heads]
         parts = layout(sizes)
+        if len(parts) > MAX_PARTS:
+            raise SinkError(f"{final} would need {len(parts)} parts (S3 takes {MAX_PARTS}): "
+                            "raise AMLPROXY_CHUNK_BYTES")
         if len(parts) <= 1 and (not parts or parts[0].copy is None):
             body = self._gather(bucket, keys, etags, parts[0].pieces if parts else ())
             self._call("put", lambda: self.s3.put_object(
