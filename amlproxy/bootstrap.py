@@ -25,6 +25,7 @@ from amlproxy.errors import ConfigurationError
 from amlproxy.settings import Settings
 
 if TYPE_CHECKING:
+    from amlproxy.chunks import ChunkRoom
     from amlproxy.observability.metrics import EmfMetrics
     from amlproxy.observability.tracing import Tracer
 
@@ -82,7 +83,7 @@ def build_backend(
             settings.aml_model_id,
             predict_endpoint=settings.aml_predict_endpoint or settings.endpoint_url,
             discover_endpoint=settings.aml_discover_endpoint,
-            rate_limit_rps=settings.aml_rate_limit_rps,
+            rate_limit_rps=aml_rate_cap(settings),
             labels=(labels[0], labels[1]) if labels and len(labels) == 2 else None,
             concurrency=settings.concurrency,
             retry_policy=policy,
@@ -92,6 +93,13 @@ def build_backend(
     if kind == "shadow":
         return build_shadow_backend(settings, schema, deadline=deadline)
     raise AssertionError(f"unknown backend {kind!r}")  # Settings only admits the above
+
+
+def aml_rate_cap(settings: Settings) -> float | None:
+    """The requests/s cap of the Amazon ML client: the lower of the endpoint's
+    (AMLPROXY_AML_RATE_LIMIT_RPS) and this worker's share (AMLPROXY_AML_MAX_RPS)."""
+    caps = [c for c in (settings.aml_rate_limit_rps, settings.aml_max_rps) if c is not None]
+    return min(caps) if caps else None
 
 
 def build_shadow_backend(
@@ -317,3 +325,34 @@ def build_shared_sinks(
             )
         )
     return sinks
+
+
+def build_chunk_room(settings: Settings, clients: AwsClients, pipeline: Pipeline,
+                     instrument: Callable[[list[Sink]], list[Sink]] = list) -> ChunkRoom | None:
+    """The chunk planner and worker (see :mod:`amlproxy.chunks`), None without
+    AMLPROXY_CHUNK_TABLE. No connection is opened: the clients connect at their first call."""
+    if not settings.chunk_table:
+        return None
+    from amlproxy.chunks import ChunkRoom
+    from amlproxy.chunks.assemble import Assembler
+    from amlproxy.chunks.fanout import Planner
+    from amlproxy.chunks.messages import Layout
+    from amlproxy.chunks.store import CompletionStore
+    from amlproxy.chunks.work import ChunkWorker
+
+    policy = clients.retry_policy
+    store = CompletionStore(settings.chunk_table, client=clients.client("dynamodb"),
+                            retry_policy=policy)
+    layout = Layout(settings.output_bucket, settings.input_prefix, settings.output_prefix,
+                    settings.rejects_prefix, settings.chunk_prefix)
+    assembler = Assembler(clients.client("s3"), store, topic_arn=settings.completion_topic_arn,
+                          topic=clients.client("sns") if settings.completion_topic_arn else None,
+                          retry_policy=policy)
+    worker = ChunkWorker(pipeline, store, assembler, layout, clients.client("s3"), policy,
+                         shared_sinks=pipeline.sinks, instrument=instrument,
+                         raise_on_failed=settings.raise_on_failed)
+    planner = None
+    if settings.chunk_queue_url:
+        planner = Planner(store, settings.chunk_queue_url, queue=clients.client("sqs"),
+                          retry_policy=policy)
+    return ChunkRoom(planner, worker, layout)

@@ -76,6 +76,10 @@ class Settings(BaseModel):
     aml_rate_limit_rps: float | None = Field(
         None, gt=0, description="client-side requests/s cap per endpoint (AML allows 200)"
     )
+    aml_max_rps: float | None = Field(
+        None, gt=0, description="requests/s cap of this worker (the chunk worker: the "
+        "endpoint's 200 divided by the workers' maximum concurrency); the lower cap applies",
+    )
 
     labels: tuple[str, ...] | None = Field(
         None, description="comma list of the class names in score order, negative first for "
@@ -117,9 +121,33 @@ class Settings(BaseModel):
     )
     output_prefix: str = Field("output/", description="key prefix of results objects")
     rejects_prefix: str = Field("rejects/", description="key prefix of rejects objects")
-    checkpoint_prefix: str = Field(
-        "checkpoints/", description="key prefix (output bucket) of the checkpoints that let "
-        "a retry resume an object a deadline cut; empty: a retry starts the object again",
+    chunk_queue_url: str | None = Field(
+        None, description="SQS queue of chunk messages: objects larger than one chunk are "
+        "planned and fanned out to the chunk worker; unset: every object is scored directly",
+    )
+    chunk_table: str | None = Field(
+        None, description="DynamoDB table (key 'object' S, TTL 'expires_at') of the chunk "
+        "plans and their completion; required with AMLPROXY_CHUNK_QUEUE_URL",
+    )
+    chunk_bytes: int | None = Field(
+        None, ge=1, description="target chunk size in bytes (default: a third of the function "
+        "timeout at AMLPROXY_CHUNK_THROUGHPUT_BPS, clamped to 256 KiB..512 MiB)",
+    )
+    chunk_throughput_bps: float | None = Field(
+        None, gt=0, description="input bytes/s one worker scores (default: the backend's "
+        "figure measured by make bench, see amlproxy/chunks/sizing.py)",
+    )
+    function_timeout_s: float | None = Field(
+        None, gt=0, description="the chunk worker's timeout, for the chunk size (default: "
+        "the time left when the planner's invocation starts)",
+    )
+    chunk_prefix: str = Field(
+        "chunks/", min_length=1, description="key prefix (output bucket) of the chunk objects "
+        "(a chunk's results and rejects before assembly)",
+    )
+    completion_topic_arn: str | None = Field(
+        None, description="SNS topic told of every object assembled from chunks (output keys "
+        "and counts)",
     )
     dynamodb_table: str | None = Field(None, description="DynamoDB table of the dynamodb sink")
     dynamodb_statuses: tuple[StatusName, ...] = Field(
@@ -194,7 +222,7 @@ class Settings(BaseModel):
             return tuple(v.strip() for v in value.split(",") if v.strip()) or None
         return value
 
-    @field_validator("input_prefix", "output_prefix", "rejects_prefix", "checkpoint_prefix")
+    @field_validator("input_prefix", "output_prefix", "rejects_prefix", "chunk_prefix")
     @classmethod
     def _prefix(cls, value: str) -> str:
         value = value.lstrip("/")
@@ -240,13 +268,19 @@ class Settings(BaseModel):
             problems.append("AMLPROXY_OUTPUT_PREFIX and AMLPROXY_REJECTS_PREFIX must differ")
         if self.input_prefix and any(
             p and (p.startswith(self.input_prefix) or self.input_prefix.startswith(p))
-            for p in (self.output_prefix, self.rejects_prefix, self.checkpoint_prefix)
+            for p in (self.output_prefix, self.rejects_prefix, self.chunk_prefix)
         ):
             problems.append(
                 "AMLPROXY_INPUT_PREFIX must not overlap AMLPROXY_OUTPUT_PREFIX, "
-                "AMLPROXY_REJECTS_PREFIX or AMLPROXY_CHECKPOINT_PREFIX (outputs would "
+                "AMLPROXY_REJECTS_PREFIX or AMLPROXY_CHUNK_PREFIX (outputs would "
                 "trigger the function again)"
             )
+        if self.chunk_prefix in (self.output_prefix, self.rejects_prefix):
+            problems.append("AMLPROXY_CHUNK_PREFIX must differ from AMLPROXY_OUTPUT_PREFIX and "
+                            "AMLPROXY_REJECTS_PREFIX")
+        if self.chunk_queue_url and not self.chunk_table:
+            problems.append("AMLPROXY_CHUNK_QUEUE_URL needs AMLPROXY_CHUNK_TABLE (the plans "
+                            "and their completion)")
         if self.api_max_records * API_BYTES_PER_RECORD > LAMBDA_RESPONSE_LIMIT:
             most = LAMBDA_RESPONSE_LIMIT // API_BYTES_PER_RECORD
             problems.append(

@@ -33,12 +33,17 @@ def read_csv(
     *,
     header: bool | None = None,
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    first_line: int = 1,
+    header_line: str | None = None,
 ) -> Iterator[SourceRow]:
-    """CSV records as SourceRows; see the module docstring for the rules."""
+    """CSV records as SourceRows; see the module docstring for the rules (and
+    :func:`amlproxy.core.readers.read_records` for ``first_line`` and ``header_line``)."""
     if csv.field_size_limit() < max_record_bytes:
         csv.field_size_limit(max_record_bytes)
-    lines = LineReader(stream, max_record_bytes, pause=True)
+    lines = LineReader(stream, max_record_bytes, pause=True, first_line=first_line)
     shape = _CsvShape(schema, header)
+    if header_line is not None:
+        shape.take_header(header_line)
     while True:
         block = lines.clean_lines(quotes=False)
         if block is not None:
@@ -61,6 +66,19 @@ class _CsvShape:
         self.short: tuple[str, ...] | None = None
         if self.columns and schema.target:
             self.short = tuple(c for c in self.columns if c != schema.target)
+
+    def take_header(self, text: str) -> None:
+        """Names the columns by ``text``, the header line of the object this stream is a
+        part of (so that no line of the stream is taken as the header)."""
+        try:
+            values = next(csv.reader([text.rstrip("\r\n")], skipinitialspace=True,
+                                     strict=True), [])
+        except csv.Error as exc:
+            raise InputError(f"the CSV header is malformed: {exc}") from exc
+        self.columns = _header_names(values, 1)
+        self.count = len(self.columns)
+        self.from_header = True
+        self.short = None
 
     def row(self, line: int, values: list[str], raw: str) -> SourceRow | None:
         """The SourceRow of a parsed record; None for a blank line or the header."""

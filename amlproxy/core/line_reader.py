@@ -45,14 +45,17 @@ class LineReader:
     progress (:class:`BadRecord`). With ``pause=True`` the iteration stops at the end of a
     block when no record is in progress, so that the caller may take the next block whole
     with :meth:`clean_lines`; ``exhausted`` then tells the end of the stream from a pause.
+    ``first_line`` numbers the stream's first line (a byte range of a larger object).
     """
 
     def __init__(self, stream: SupportsReadBytes, max_record_bytes: int, *,
-                 pause: bool = False) -> None:
+                 pause: bool = False, first_line: int = 1) -> None:
         if max_record_bytes < 1:
             raise ValueError("max_record_bytes must be positive")
+        if first_line < 1:
+            raise ValueError("first_line must be positive")
         self.max_bytes = max_record_bytes
-        self.number = 0  # physical number of the last line handed out
+        self.number = first_line - 1  # physical number of the last line handed out
         self.offset = 0  # byte offset of the next line in the stream
         self.start = 0  # where the record in progress starts
         self.size = 0  # bytes of the record in progress

@@ -83,7 +83,6 @@ class Pipeline:
         progress: Callable[[Report], None] | None = None,
         progress_every: int = 5000,
         report: Report | None = None,
-        suspend: Callable[[Sequence[Sink], Report], None] | None = None,
     ) -> Report:
         """Score ``rows`` from ``source`` and write the outcomes to the sinks.
 
@@ -95,10 +94,8 @@ class Pipeline:
         dropped, so a retry re-sends the same chunks), and a retry of the input is safe.
 
         An interrupted run's report counts only the rows whose outcomes reached the sinks
-        (whole chunks; ``last_line`` is the last of them). ``suspend``, when given, is called
-        with the sinks and that report instead of aborting them: the caller keeps what the
-        sinks hold for a later run, which passes the saved counts as ``report`` and the rows
-        after ``report.last_line``; its chunks then line up with the first run's.
+        (whole chunks; ``last_line`` is the last of them). ``report``, when given, is the
+        report the run counts into (a caller that watches it while the run goes on).
         """
         report = report if report is not None else Report(source=source)
         targets = self.sinks if sinks is None else list(sinks)
@@ -139,9 +136,7 @@ class Pipeline:
         finally:
             scored.close()  # a run cut while writing leaves no scoring behind
         t0 = time.perf_counter()
-        if report.interrupted and suspend is not None:
-            suspend(targets, report)
-        elif report.interrupted:
+        if report.interrupted:
             # A cut run publishes no half output: per-run objects (S3, files) are discarded,
             # keyed sinks keep what they wrote; the retry of the input writes it whole.
             for sink in targets:
@@ -203,7 +198,7 @@ class Pipeline:
         in flight. At the deadline no unit is started: the units in flight are finished
         first (input order), then the rejects read before the first unscored row. A record
         whose call was never attempted (the deadline came first) ends the run there."""
-        report.interrupted = False  # (a resumed report: this run decides)
+        report.interrupted = False  # (a report given by the caller: this run decides)
         window: deque[Unit] = deque()
         max_window = self.concurrency * 2 if self._executor else 1
         units = build_units(rows, self.schema, self.batch_size, source=source,

@@ -79,12 +79,21 @@ def read_records(
     format: RecordFormat,
     header: bool | None = None,
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    first_line: int = 1,
+    header_line: str | None = None,
 ) -> Iterator[SourceRow]:
-    """The records of ``stream`` in ``format`` ("csv" or "jsonl"); ``header`` is CSV only."""
+    """The records of ``stream`` in ``format`` ("csv" or "jsonl"); ``header`` is CSV only.
+
+    ``first_line`` is the number of the stream's first physical line (a byte range of a
+    larger object starts there); ``header_line`` (CSV) is the header of that object when
+    the range does not hold it: its columns name the fields, and no line is taken as one.
+    """
     if format == "csv":
-        return read_csv(stream, schema, header=header, max_record_bytes=max_record_bytes)
+        return read_csv(stream, schema, header=header, max_record_bytes=max_record_bytes,
+                        first_line=first_line, header_line=header_line)
     if format == "jsonl":
-        return read_jsonl(stream, schema, max_record_bytes=max_record_bytes)
+        return read_jsonl(stream, schema, max_record_bytes=max_record_bytes,
+                          first_line=first_line)
     raise InputError(f"unknown record format {format!r} (expected 'csv' or 'jsonl')")
 
 
@@ -93,9 +102,10 @@ def read_jsonl(
     schema: Schema,
     *,
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    first_line: int = 1,
 ) -> Iterator[SourceRow]:
     """JSON Lines records as SourceRows; see the module docstring for the rules."""
-    lines = LineReader(stream, max_record_bytes)
+    lines = LineReader(stream, max_record_bytes, first_line=first_line)
     loads = orjson.loads
     for text in lines:
         if lines.skipped:

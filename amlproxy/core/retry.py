@@ -31,7 +31,7 @@ core imports no SDK). Then:
 A Lambda invocation's :class:`Deadline` lies a margin before its timeout: the lesser of
 :data:`MARGIN_CAP_S` and :data:`MARGIN_FRACTION` of the time left when the invocation
 starts (``AMLPROXY_DEADLINE_MARGIN_S`` overrides it), so that every timeout the template
-allows (3 s to 900 s) leaves time both to work and to finish (abort or checkpoint the
+allows (3 s to 900 s) leaves time both to work and to finish (commit or abort the
 outputs, answer) before the runtime kills the process. Each endpoint call's read timeout
 is bounded by the time left to the deadline (:func:`amlproxy.backends._aws.bound_by_deadline`).
 """

@@ -116,11 +116,6 @@ class _OutcomeWriter:
     def _csv_values(self, outcome: Outcome) -> list[Any]:
         raise NotImplementedError
 
-    def restore(self, columns: Sequence[str]) -> None:
-        """Continues a CSV file whose header another writer wrote (a resumed run): the
-        header is not written again and rows follow its ``columns``."""
-        self.columns = tuple(columns)
-
     def write(self, outcomes: Iterable[Outcome]) -> int:
         """Writes the outcomes this writer keeps; returns how many it wrote."""
         ok = Status.OK  # (an identity test: a StrEnum hashes in Python)
@@ -195,12 +190,6 @@ class ResultWriter(_OutcomeWriter):
         if self.include_record and first is not None and first.record is not None:
             self._record_names = tuple(first.record)
         return self._row_columns + tuple(f"record.{name}" for name in self._record_names)
-
-    def restore(self, columns: Sequence[str]) -> None:
-        super().restore(columns)
-        self._row_columns = tuple(c for c in columns if not c.startswith("record."))
-        self._record_names = tuple(c.removeprefix("record.") for c in columns
-                                   if c.startswith("record."))
 
     def _csv_values(self, outcome: Outcome) -> list[Any]:
         row = result_row(outcome)

@@ -74,14 +74,14 @@ class RetryingClient:
     """A boto3 client whose operations (``get_object``, ``put_item``...) each run under
     ``policy``; everything else (``meta``, ``exceptions``, ``get_paginator``) is the
     client's own. For callers that make single calls (the triggers' reads, the idempotency
-    and checkpoint stores); the sinks, which retry more than a call (unprocessed items),
+    and completion stores); the sinks, which retry more than a call (unprocessed items),
     run the policy themselves. Paginators make one attempt per page.
 
     The client should make one attempt per call (:func:`one_attempt_config`). Errors are
     the client's own, with the policy's note when it gave up. The calls are bounded by the
     attempt cap, not by the invocation's deadline, unless ``deadline`` is given: the
     triggers make them to start or to wrap up a piece of work (read an object, save a
-    checkpoint, store an idempotent answer), which the margin before the timeout is for.
+    chunk done, store an idempotent answer), which the margin before the timeout is for.
     """
 
     def __init__(self, client: Any, policy: RetryPolicy, deadline: Deadline | None = None

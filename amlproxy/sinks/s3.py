@@ -16,8 +16,8 @@ before it can abort (a Lambda timeout), the parts stay invisible until the bucke
 Each S3 call runs under the one :class:`~amlproxy.core.retry.RetryPolicy` (throttling,
 5xx, connection trouble and timeouts are retried; botocore makes one attempt per call).
 The parts a run uploads while it writes stop at the invocation's deadline; what ends a
-run (the commit of a run the pipeline finished, an abort, a suspend) runs in the margin
-the deadline leaves before the timeout, bounded by the attempt cap only.
+run (the commit of a run the pipeline finished, an abort) runs in the margin the deadline
+leaves before the timeout, bounded by the attempt cap only.
 """
 
 from __future__ import annotations
@@ -198,52 +198,6 @@ class S3Sink:
                     Bucket=self.bucket, Key=self.key, UploadId=upload_id
                 ),
             )
-
-    def suspend(self, tail_key: str) -> dict[str, Any]:
-        """Keeps the run for a later one instead of committing or discarding it.
-
-        The multipart upload (if one started) stays open and invisible; the rows not yet
-        sent as a part are stored as a plain object at ``tail_key`` (a checkpoint key, not
-        the output key). Returns the JSON-able state that :meth:`resume` takes back; the
-        sink is then free for another run.
-        """
-        writer = self._writer or self._open()
-        tail = self._buffer.getvalue()
-        if tail:
-            self._call("store the tail of", lambda: self._client.put_object(
-                Bucket=self.bucket, Key=tail_key, Body=tail))
-        state = {
-            "key": self.key,
-            "upload_id": self._upload_id,
-            "parts": list(self._parts),
-            "count": self.count,
-            "columns": list(writer.columns) if writer.columns is not None else None,
-            "tail": tail_key if tail else None,
-        }
-        self._reset()
-        return state
-
-    def resume(self, state: dict[str, Any]) -> None:
-        """Continues a run that :meth:`suspend` kept: the same multipart upload, the tail
-        rows back in the buffer. Raises :class:`SinkError` when the state cannot be used
-        (another key, the upload gone: aborted by a lifecycle rule or completed since)."""
-        if state.get("key") != self.key:
-            raise SinkError(f"{self.name}: the checkpoint is for another key")
-        upload_id = state.get("upload_id")
-        if upload_id:  # the upload must still be open, or its parts are gone
-            self._call("list the parts of", lambda: self._client.list_parts(
-                Bucket=self.bucket, Key=self.key, UploadId=upload_id, MaxParts=1))
-        tail = b""
-        if state.get("tail"):
-            tail = self._call("read the tail of", lambda: self._client.get_object(
-                Bucket=self.bucket, Key=state["tail"])["Body"].read())
-        writer = self._open()
-        if state.get("columns") is not None:
-            writer.restore(state["columns"])
-        self._buffer.write(tail)
-        self._upload_id = upload_id or None
-        self._parts = list(state.get("parts") or ())
-        self.count = int(state.get("count") or 0)
 
     # ---------------------------------------------------------------- internals
 

@@ -211,3 +211,58 @@ def s3_object_refs(event: Any, handler: str = "S3") -> list[ObjectRef]:
             etag=optional_text_at(record, "s3.object.eTag", **where),
         ))
     return refs
+
+
+def is_sqs_event(event: Any) -> bool:
+    """Whether ``event`` is an SQS event (its first record's ``eventSource``)."""
+    records = event.get("Records") if isinstance(event, Mapping) else None
+    first = records[0] if isinstance(records, list) and records else None
+    return isinstance(first, Mapping) and first.get("eventSource") == "aws:sqs"
+
+
+def sqs_bodies(event: Any, handler: str) -> list[tuple[str, str]]:
+    """(messageId, body) of every message of an SQS event, checked as the SQS handler
+    checks them (:class:`UnsupportedEventError` for another event or a malformed one)."""
+    found = []
+    for index, record in enumerate(records_of(event, handler, "aws:sqs")):
+        where: dict[str, Any] = {"handler": handler, "kind": "SQS", "index": index}
+        found.append((text_at(record, "messageId", **where), text_at(record, "body", **where)))
+    return found
+
+
+def s3_notification_messages(event: Any, handler: str = "S3"
+                             ) -> list[tuple[str, list[ObjectRef] | None]]:
+    """(messageId, objects) of every message of an SQS event whose bodies are S3 event
+    notifications (S3 -> SQS); objects is None for ``s3:TestEvent`` (the message S3 sends
+    when the notification is configured). An SQS event of other messages is not the S3
+    handler's: :class:`UnsupportedEventError`, as for a batch that mixes them."""
+    found: list[tuple[str, list[ObjectRef] | None]] = []
+    for index, (message_id, body) in enumerate(sqs_bodies(event, handler)):
+        doc = _json_object(body)
+        if doc is not None and doc.get("Event") == "s3:TestEvent":
+            found.append((message_id, None))
+            continue
+        if doc is None or not isinstance(doc.get("Records"), list):
+            what = (f"an SQS event whose messages are not S3 event notifications "
+                    f"(Records[{index}].body {short(body, 40)})")
+            if index == 0:
+                raise UnsupportedEventError(handler, what)
+            raise UnsupportedEventError(handler, "an SQS event mixing S3 event notifications "
+                                        f"and other messages (Records[{index}].body "
+                                        f"{short(body, 40)})", own_kind=True)
+        try:
+            found.append((message_id, s3_object_refs(doc, handler)))
+        except UnsupportedEventError as exc:
+            raise UnsupportedEventError(handler, f"{exc.arrived} in Records[{index}].body",
+                                        own_kind=True) from exc
+    return found
+
+
+def _json_object(body: str) -> dict[str, Any] | None:
+    import orjson
+
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return doc if isinstance(doc, dict) else None

@@ -32,9 +32,15 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from amlproxy.bootstrap import AwsClients, build_pipeline, build_shared_sinks, instrument_sinks
+from amlproxy.bootstrap import (
+    AwsClients,
+    build_chunk_room,
+    build_pipeline,
+    build_shared_sinks,
+    instrument_sinks,
+)
 from amlproxy.core.pipeline import Pipeline
 from amlproxy.core.ports import Sink
 from amlproxy.core.retry import Deadline
@@ -46,6 +52,9 @@ from amlproxy.observability.metrics import EmfMetrics
 from amlproxy.observability.tracing import Carrier, SpanKindName, Tracer, make_tracer
 from amlproxy.settings import Settings, load_settings
 from amlproxy.triggers import _snapstart
+
+if TYPE_CHECKING:
+    from amlproxy.chunks import ChunkRoom
 
 log = logging.getLogger("amlproxy.triggers")
 
@@ -64,6 +73,8 @@ class Runtime:
     invocations: int = 0
     checked_triggers: set[str] = field(default_factory=set)
     cache: dict[str, Any] = field(default_factory=dict)  # per-trigger things built once
+    chunks: ChunkRoom | None = None  # the chunk planner and worker (AMLPROXY_CHUNK_TABLE)
+    time_left_at_start: float | None = None  # seconds, when the invocation started
 
     @property
     def schema(self) -> Schema:
@@ -128,6 +139,7 @@ def build_runtime(settings: Settings | None = None) -> Runtime:
     shared = build_shared_sinks(settings, clients, tracer)
     pipeline = build_pipeline(settings, shared, deadline=deadline, tracer=tracer, metrics=metrics)
     runtime = Runtime(settings, pipeline, deadline, clients, tracer, metrics)
+    runtime.chunks = build_chunk_room(settings, clients, pipeline, runtime.instrument)
     _snapstart.register(lambda: _runtime)  # SnapStart: renew randomness and connections
     runtime.build_ms = (time.perf_counter() - started) * 1000.0
     log.info(
@@ -177,6 +189,11 @@ def check_trigger(runtime: Runtime, trigger: str) -> None:
         raise ConfigurationError(
             "invalid configuration (1 problem(s)): AMLPROXY_SINKS names s3: the "
             f"{trigger} trigger needs AMLPROXY_OUTPUT_BUCKET for its output objects"
+        )
+    if trigger == "chunks" and runtime.chunks is None:
+        raise ConfigurationError(
+            "invalid configuration (1 problem(s)): the chunk worker needs "
+            "AMLPROXY_CHUNK_TABLE (the plans and their completion)"
         )
     runtime.checked_triggers.add(trigger)
 
@@ -228,5 +245,7 @@ def _begin(trigger: str, context: Any) -> tuple[Runtime, bool]:
         raise
     runtime.invocations += 1
     runtime.deadline.set_from_lambda_context(context, margin_s=runtime.settings.deadline_margin_s)
+    remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
+    runtime.time_left_at_start = remaining_ms() / 1000.0 if callable(remaining_ms) else None
     runtime.metrics.set_dimension("trigger", trigger)
     return runtime, first

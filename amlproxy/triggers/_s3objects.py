@@ -9,7 +9,12 @@ never the whole object), scored, and written to:
   version id, else the ETag: a replay of the same upload overwrites the same two objects;
 - the shared sinks (DynamoDB items keyed by ``s3://bucket/key?versionId=...`` and line).
 
-Keys under the output or rejects prefixes are refused (the loop guard: outputs written to
+With a chunk queue (``AMLPROXY_CHUNK_QUEUE_URL``) an object larger than one chunk is not
+scored here: its body is planned into chunks and fanned out to the chunk worker
+(:mod:`amlproxy.chunks`), which writes the same two objects once every chunk is done; its
+summary's status is ``planned``. An object of one chunk is scored directly, as above.
+
+Keys under the output, rejects or chunk prefixes are refused (the loop guard: outputs written to
 the input bucket must not trigger a run of their own), as are keys outside the input
 prefix; both are logged and counted, not errors.
 """
@@ -17,19 +22,15 @@ prefix; both are logged and counted, not errors.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from itertools import dropwhile
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from amlproxy.core.pipeline import abort_quietly
+from amlproxy.chunks.messages import REJECTS_SUFFIX, RESULTS_SUFFIX, ObjectVersion
 from amlproxy.core.ports import Sink
-from amlproxy.core.readers import detect_format, read_records
-from amlproxy.core.report import Report
-from amlproxy.errors import InputError, RetriesExhaustedError, SinkError
+from amlproxy.core.readers import RecordFormat, detect_format, read_records
+from amlproxy.errors import InputError, RetriesExhaustedError
 from amlproxy.observability.instrument import traced_input
-from amlproxy.triggers._checkpoints import Checkpoint, CheckpointStore, counts_of
 from amlproxy.triggers._runtime import Runtime
 
 if TYPE_CHECKING:
@@ -37,8 +38,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("amlproxy.triggers")
 
-RESULTS_SUFFIX = ".predictions.jsonl"
-REJECTS_SUFFIX = ".rejects.jsonl"
+__all__ = ["REJECTS_SUFFIX", "RESULTS_SUFFIX", "ObjectRef", "output_keys", "score_object",
+           "summarize"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +64,7 @@ def skip_reason(runtime: Runtime, ref: ObjectRef, *, require_input_prefix: bool)
     output_bucket = settings.output_bucket or ref.bucket
     if output_bucket == ref.bucket:
         for prefix in (settings.output_prefix, settings.rejects_prefix,
-                       settings.checkpoint_prefix):
+                       settings.chunk_prefix):
             if prefix and ref.key.startswith(prefix):
                 return f"loop guard: the key is under the output prefix {prefix!r}"
     if require_input_prefix and not ref.key.startswith(settings.input_prefix):
@@ -110,27 +111,61 @@ def score_object(runtime: Runtime, ref: ObjectRef, *, require_input_prefix: bool
     except (BotoCoreError, RetriesExhaustedError) as exc:
         return _error(runtime, summary, f"cannot read the object: {exc}")
     etag = str(answer.get("ETag") or ref.etag or "").strip('"') or None
-    output = _outputs(runtime, ref, ref.version_id or etag)
     body = answer["Body"]
+    size = int(answer.get("ContentLength") or 0)
     try:
-        resumed = output.resume()
+        if _chunked(runtime, size):
+            return _fan_out(runtime, ref, etag, body, fmt, summary)
+        return _score_directly(runtime, ref, etag, body, fmt, summary)
+    finally:
+        body.close()
+
+
+def _chunked(runtime: Runtime, size: int) -> bool:
+    """Whether an object of ``size`` bytes is planned into chunks (larger than one)."""
+    room = runtime.chunks
+    if room is None or room.planner is None:
+        return False
+    from amlproxy.chunks.sizing import chunk_bytes
+
+    return size > chunk_bytes(runtime.settings, runtime.time_left_at_start)
+
+
+def _fan_out(runtime: Runtime, ref: ObjectRef, etag: str | None, body: Any,
+             fmt: RecordFormat, summary: dict[str, Any]) -> dict[str, Any]:
+    from amlproxy.chunks.sizing import chunk_bytes
+
+    room = runtime.chunks
+    assert room is not None and room.planner is not None
+    obj = ObjectVersion(ref.bucket, ref.key, ref.version_id, etag)
+    header = runtime.schema.has_header if fmt == "csv" else False
+    try:
+        planned = room.planner.fan_out(
+            obj, body, fmt=fmt, header=header,
+            chunk_bytes=chunk_bytes(runtime.settings, runtime.time_left_at_start))
+    except Exception as exc:
+        log.exception("planning %s failed", ref.source)
+        return _error(runtime, summary, f"{type(exc).__name__}: {exc}")
+    runtime.metrics.add("ObjectsPlanned")
+    results, rejects = room.layout.final_keys(obj)
+    bucket = room.layout.bucket(obj)
+    summary.update({k: v for k, v in planned.items() if k != "status"}, status="planned",
+                   plan=planned["status"], results=f"s3://{bucket}/{results}",
+                   rejects=f"s3://{bucket}/{rejects}")
+    log.info("planned %s", ref.source, extra={"summary": summary})
+    return summary
+
+
+def _score_directly(runtime: Runtime, ref: ObjectRef, etag: str | None, body: Any,
+                    fmt: RecordFormat, summary: dict[str, Any]) -> dict[str, Any]:
+    sinks, uris = _outputs(runtime, ref, ref.version_id or etag)
+    try:
         rows = read_records(body, runtime.schema, format=fmt)
-        if resumed is not None:  # the rows before the checkpoint have their outcomes
-            rows = dropwhile(lambda row: row.line <= resumed.line, rows)
-        report = runtime.pipeline.run(
-            rows, source=ref.source, sinks=output.sinks,
-            report=resumed.report() if resumed is not None else None,
-            suspend=output.suspend if output.store is not None else None,
-        )
-        if not report.interrupted:
-            output.finish()
+        report = runtime.pipeline.run(rows, source=ref.source, sinks=sinks)
     except Exception as exc:
         log.exception("scoring %s failed", ref.source)
         return _error(runtime, summary, f"{type(exc).__name__}: {exc}")
-    finally:
-        body.close()
-    this_run = resumed.since(report) if resumed is not None else report
-    runtime.metrics.add_report(this_run)
+    runtime.metrics.add_report(report)
     summary.update(
         status="interrupted" if report.interrupted else "scored",
         total=report.total,
@@ -138,15 +173,10 @@ def score_object(runtime: Runtime, ref: ObjectRef, *, require_input_prefix: bool
         rejected=report.rejected,
         failed=report.failed,
         retries=report.retries,
-        **output.uris,
+        **uris,
     )
-    if resumed is not None:
-        summary.update(resumed_after_line=resumed.line, runs=resumed.runs + 1,
-                       scored_this_run=this_run.total)
     if report.interrupted:
         summary["last_line"] = report.last_line
-        if output.saved is not None:
-            summary["checkpoint"] = f"s3://{output.store.bucket}/{output.store.key}"  # type: ignore[union-attr]
     log.info("scored %s", ref.source, extra={"summary": summary})
     return summary
 
@@ -179,92 +209,21 @@ def s3_output_sinks(runtime: Runtime, bucket: str, stem: str, version: str | Non
     return sinks, uris
 
 
-@dataclass
-class _Outputs:
-    """The sinks of one object, and its checkpoint store (None: resume is off)."""
-
-    sinks: list[Sink]
-    uris: dict[str, str]
-    s3_sinks: list[S3Sink] = field(default_factory=list)  # the per-object S3 outputs, bare
-    store: CheckpointStore | None = None
-    source: str = ""
-    resumed: Checkpoint | None = None
-    saved: Checkpoint | None = None
-
-    def resume(self) -> Checkpoint | None:
-        """Loads the object's checkpoint and resumes the S3 sinks from it; None when there
-        is none or it cannot be used (then it is discarded: the object starts again)."""
-        if self.store is None:
-            return None
-        checkpoint = self.store.load(self.source)
-        if checkpoint is None:
-            return None
-        try:
-            if set(checkpoint.sinks) != {sink.kind for sink in self.s3_sinks}:
-                raise SinkError("the checkpoint was made with other S3 outputs")
-            for sink in self.s3_sinks:
-                sink.resume(checkpoint.sinks[sink.kind])
-        except SinkError as exc:
-            log.warning("cannot resume %s from its checkpoint, starting again: %s",
-                        self.source, exc)
-            for sink in self.s3_sinks:
-                abort_quietly(sink)
-            self.store.discard(checkpoint)
-            return None
-        self.resumed = checkpoint
-        return checkpoint
-
-    def suspend(self, sinks: Sequence[Sink], report: Report) -> None:
-        """The pipeline's hook when the deadline cut the run: keep the S3 outputs' uploads
-        and save a checkpoint at ``report.last_line`` (see :mod:`._checkpoints`)."""
-        assert self.store is not None
-        store, previous = self.store, self.resumed
-        if previous is None and report.last_line == 0:  # nothing done: nothing to keep, and
-            for sink in sinks:  # no time spent on a checkpoint after the deadline
-                abort_quietly(sink)
-            return
-        try:
-            states: dict[str, dict[str, Any]] = {
-                sink.kind: sink.suspend(store.tail_key(sink.kind, report.last_line))
-                for sink in self.s3_sinks
-            }
-            checkpoint = Checkpoint(self.source, report.last_line, counts_of(report), states,
-                                    runs=previous.runs + 1 if previous is not None else 1,
-                                    reasons=dict(report.reasons))
-            store.save(checkpoint, previous)
-            self.saved = checkpoint
-        except SinkError:
-            log.exception("cannot save the checkpoint of %s: its retry starts again",
-                          self.source)
-        for sink in sinks:  # the suspended S3 sinks hold nothing now; keyed sinks keep theirs
-            abort_quietly(sink)
-
-    def finish(self) -> None:
-        """The object completed: its checkpoint and tails are no longer needed."""
-        if self.store is not None and self.resumed is not None:
-            self.store.discard(self.resumed)
-
-
-def _outputs(runtime: Runtime, ref: ObjectRef, version: str | None) -> _Outputs:
+def _outputs(runtime: Runtime, ref: ObjectRef, version: str | None
+             ) -> tuple[list[Sink], dict[str, str]]:
+    """The sinks of one object scored directly (its S3 outputs, instrumented, and the
+    shared sinks) and the URIs of its S3 outputs."""
     shared = runtime.shared_sinks
     settings = runtime.settings
     prefix = settings.input_prefix
     stem = ref.key[len(prefix):] if prefix and ref.key.startswith(prefix) else ref.key
     bucket = settings.output_bucket or ref.bucket
-    outputs = _Outputs(list(shared), {}, source=ref.source)
-    if runtime.uses_s3_output(s3_trigger=True):
-        sinks, outputs.uris = s3_output_sinks(runtime, bucket, stem, version)
-        outputs.s3_sinks = sinks
-        # the keyed shared sinks first: a chunk the deadline cuts in one of them never
-        # reaches the per-run S3 outputs, so that a checkpoint matches what they hold
-        outputs.sinks = [*shared, *runtime.instrument(list(sinks))]
-    if settings.checkpoint_prefix:
-        from amlproxy.sinks.s3 import output_key
-
-        where = output_key(stem, version_id=version, prefix=settings.checkpoint_prefix,
-                           suffix="")
-        outputs.store = CheckpointStore(runtime.clients.retrying("s3"), bucket, where)
-    return outputs
+    if not runtime.uses_s3_output(s3_trigger=True):
+        return list(shared), {}
+    sinks, uris = s3_output_sinks(runtime, bucket, stem, version)
+    # the keyed shared sinks first: a chunk the deadline cuts in one of them never reaches
+    # the per-run S3 outputs
+    return [*shared, *runtime.instrument(list(sinks))], uris
 
 
 def _skipped(runtime: Runtime, summary: dict[str, Any], reason: str) -> dict[str, Any]:
@@ -285,7 +244,7 @@ def summarize(objects: list[dict[str, Any]]) -> dict[str, Any]:
     """Per-object summaries plus the totals over them (an S3 event's, or a message's that
     points to objects)."""
     totals = {"total": 0, "ok": 0, "rejected": 0, "failed": 0}
-    states = {"scored": 0, "skipped": 0, "error": 0, "interrupted": 0}
+    states = {"scored": 0, "planned": 0, "skipped": 0, "error": 0, "interrupted": 0}
     for item in objects:
         states[item["status"]] += 1
         for name in totals:

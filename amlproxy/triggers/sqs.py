@@ -5,7 +5,8 @@ that is an SNS notification (SNS -> SQS subscription without raw delivery) is un
 first. The source id is ``sns:<MessageId>`` for a wrapped notification (the same id
 whichever queue or redelivery brings it), else ``sqs:<messageId>``. Any other event, and an
 SQS event with a record lacking its ``messageId`` or ``body``, raise
-:class:`~amlproxy.errors.UnsupportedEventError` before any message is scored.
+:class:`~amlproxy.errors.UnsupportedEventError` before any message is scored, as does an
+SQS event of chunk messages (:mod:`amlproxy.triggers.chunks` handles those).
 
 The answer is ``{"batchItemFailures": [{"itemIdentifier": messageId}, ...]}`` (the event
 source mapping needs ``FunctionResponseTypes: [ReportBatchItemFailures]``): a message is
@@ -27,6 +28,8 @@ from typing import Any
 
 import orjson
 
+from amlproxy.chunks.messages import is_chunk_body
+from amlproxy.errors import UnsupportedEventError
 from amlproxy.observability.carriers import sqs_carriers
 from amlproxy.triggers._events import records_of, text_at
 from amlproxy.triggers._messages import needs_retry, score_message
@@ -44,7 +47,11 @@ def messages(event: Any) -> list[tuple[str, str, Mapping[str, Any]]]:
     for index, record in enumerate(records_of(event, "SQS", "aws:sqs")):
         where: dict[str, Any] = {"handler": "SQS", "kind": "SQS", "index": index}
         message_id = text_at(record, "messageId", **where)
-        found.append((message_id, text_at(record, "body", **where), record))  # never empty
+        body = text_at(record, "body", **where)  # never empty
+        if is_chunk_body(body):  # the chunk worker's, not records to score
+            raise UnsupportedEventError("SQS", f"an SQS event of chunk messages (Records[{index}]"
+                                        ".body): they are the chunk worker's")
+        found.append((message_id, body, record))
     return found
 
 

@@ -15,20 +15,23 @@ import pytest
 
 from amlproxy.errors import UnsupportedEventError
 from amlproxy.proxy import Proxy
-from amlproxy.triggers import api, s3, sns, sqs
+from amlproxy.triggers import api, chunks, s3, sns, sqs
 from tests.events import LambdaContext, event_names, load_event, use_env
 from tests.fixtures.aws import bucket_and_table
 from tests.fixtures.emulator import HIGH_INCOME_ROW, LOW_INCOME_ROW, census_record
 
 BUCKET = "amlproxy-routing"
 TABLE = "amlproxy-routing-results"
+CHUNK_TABLE = "amlproxy-routing-chunks"  # (not created: nothing may read it)
 HANDLERS: dict[str, Callable[[Any, Any], Any]] = {
     "S3": s3.handler, "SNS": sns.handler, "SQS": sqs.handler, "API": api.handler,
+    "chunk": chunks.handler,
 }
-OWN = {
-    "S3": {"s3_put", "rekognition_s3_request"},
+OWN = {  # the S3 handler owns the SQS form only when the bodies are S3 notifications
+    "S3": {"s3_put", "rekognition_s3_request", "sqs_s3_notification"},
     "SNS": {"sns_notification"},
-    "SQS": {"sqs_receive_message"},
+    "SQS": {"sqs_receive_message", "sqs_s3_notification"},  # (an S3 notification: a pointer)
+    "chunk": {"sqs_chunk_message"},
     "API": {"apigateway_aws_proxy", "apigateway_http_api_proxy", "function_url", "alb_request"},
 }
 RECORDS = [census_record(LOW_INCOME_ROW), census_record(HIGH_INCOME_ROW)]
@@ -41,14 +44,14 @@ NOT_EVENTS: list[Any] = [None, [], [{}], "x", "", 42, 1.5, True, {}, {"Records":
 def stack(monkeypatch: pytest.MonkeyPatch, aws_client: Any, moto_reset: str) -> dict[str, Any]:
     s3_client, ddb = bucket_and_table(aws_client, BUCKET, TABLE)
     use_env(monkeypatch, backend="local", aws_endpoint_url=moto_reset, dynamodb_table=TABLE,
-            output_bucket=BUCKET, region="us-east-1")
+            output_bucket=BUCKET, region="us-east-1", chunk_table=CHUNK_TABLE)
     return {"s3": s3_client, "ddb": ddb}
 
 
 @pytest.fixture
 def local(monkeypatch: pytest.MonkeyPatch) -> None:
     """The local model and no sinks: for what is refused or answered before any output."""
-    use_env(monkeypatch, backend="local")
+    use_env(monkeypatch, backend="local", chunk_table=CHUNK_TABLE, region="us-east-1")
 
 
 def expected_labels() -> list[str]:
@@ -88,7 +91,7 @@ def test_every_foreign_kind_and_non_event_is_refused_clearly(stack: dict[str, An
     results.update({f"payload {value!r}": outcome(name, handler, value) for value in NOT_EVENTS})
     wrong = {kind: result for kind, result in results.items() if result != "refused"}
     assert wrong == {}, f"{len(wrong)} of {len(results)} not refused"
-    assert len(kinds) == 69 - len(OWN[name])
+    assert len(kinds) == 71 - len(OWN[name])
     assert items(stack["ddb"]) == {}  # nothing written, under no key
     assert stack["s3"].list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0
 
@@ -108,6 +111,14 @@ def test_every_foreign_kind_and_non_event_is_refused_clearly(stack: dict[str, An
      "authorizer event (type 'TOKEN', methodArn)"),
     ("API", load_event("sqs_receive_message"),
      "the API handler got an SQS event (Records[0].eventSource 'aws:sqs')"),
+    ("S3", load_event("sqs_receive_message"), "the S3 handler got an SQS event whose "
+     "messages are not S3 event notifications (Records[0].body 'Hello from SQS!')"),
+    ("SQS", load_event("sqs_chunk_message"), "the SQS handler got an SQS event of chunk "
+     "messages (Records[0].body): they are the chunk worker's"),
+    ("chunk", load_event("sqs_receive_message"), "the chunk handler got an SQS event whose "
+     "messages are not chunk messages (Records[0].body 'Hello from SQS!')"),
+    ("chunk", load_event("s3_put"),
+     "the chunk handler got an S3 event (Records[0].eventSource 'aws:s3')"),
     ("SNS", None, "the SNS handler got JSON null, not an event object"),
     ("S3", [], "the S3 handler got a JSON array of 0 item(s), not an event object"),
     ("SQS", "hello", "the SQS handler got a JSON string ('hello'), not an event object"),
@@ -135,6 +146,9 @@ def malformed_own_events() -> list[tuple[str, Any, str]]:
     no_key = json.loads(json.dumps(s3_record))
     del no_key["s3"]["object"]["key"]
     mixed = {"Records": [sqs_record, s3_record]}
+    chunk_record = load_event("sqs_chunk_message")["Records"][0]
+    old_chunk = json.dumps({**json.loads(chunk_record["body"]), "v": 2})
+    queued = load_event("sqs_s3_notification")["Records"][0]
     return [
         ("S3", {"Records": [no_key]}, "Records[0].s3.object.key is missing"),
         ("S3", {"Records": [{**s3_record, "s3": "x"}]}, "Records[0].s3.bucket.name is missing"),
@@ -145,6 +159,12 @@ def malformed_own_events() -> list[tuple[str, Any, str]]:
          "Records[0].body is an object, not a string"),
         ("SQS", mixed, "an SQS event mixed with another kind: an S3 event "
          "(Records[1].eventSource 'aws:s3')"),
+        ("chunk", {"Records": [{**chunk_record, "body": old_chunk}]},
+         "a malformed chunk message: Records[0].body: chunk message version 2"),
+        ("chunk", {"Records": [chunk_record, sqs_record]},
+         "an SQS event whose messages are not chunk messages (Records[1].body"),
+        ("S3", {"Records": [queued, sqs_record]}, "an SQS event mixing S3 event "
+         "notifications and other messages (Records[1].body 'Hello from SQS!')"),
         ("SNS", {"Records": [{**sns_record, "Sns": None}]}, "Records[0].Sns.MessageId is missing"),
         ("SNS", {"Records": [{**sns_record, "Sns": {**sns_record["Sns"], "MessageId": 7}}]},
          "Records[0].Sns.MessageId is a number, not a string"),
@@ -167,14 +187,21 @@ def test_the_s3_handler_scores_its_own_kinds(stack: dict[str, Any], kind: str) -
     body = ("\n".join(",".join(r.values()) for r in RECORDS) + "\n").encode()
     put = stack["s3"].put_object(Bucket=BUCKET, Key="input/my rows.csv", Body=body)
     event = load_event(kind)
-    record = event["Records"][0]
+    queued = kind == "sqs_s3_notification"  # S3 -> SQS -> the S3 handler
+    notification = json.loads(event["Records"][0]["body"]) if queued else event
+    record = notification["Records"][0]
     record["s3"]["bucket"]["name"] = BUCKET
     record["s3"]["object"]["key"] = "input/my+rows.csv"  # as S3 encodes a space
     record["s3"]["object"]["eTag"] = put["ETag"].strip('"')
+    if queued:
+        event["Records"][0]["body"] = json.dumps(notification)
 
-    summary = s3.handler(event, LambdaContext())
+    answer = s3.handler(event, LambdaContext())
 
-    assert summary["records"] == {"total": 2, "ok": 2, "rejected": 0, "failed": 0}
+    if queued:
+        assert answer == {"batchItemFailures": []}
+    else:
+        assert answer["records"] == {"total": 2, "ok": 2, "rejected": 0, "failed": 0}
     source = f"s3://{BUCKET}/input/my rows.csv"
     assert items(stack["ddb"]) == {(source, 1): expected_labels()[0],
                                    (source, 2): expected_labels()[1]}

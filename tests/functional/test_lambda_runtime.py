@@ -92,9 +92,14 @@ BAD_SETTINGS = [  # (handler, settings, the setting the error names): each of th
     ("amlproxy.triggers.api.handler", {"api_max_records": "100000"},
      "AMLPROXY_API_MAX_RECORDS"),
 ]
+CHUNK_BAD_SETTINGS = [  # the chunk room's settings, of the chunk worker and the planner
+    ("amlproxy.triggers.chunks.handler", {}, "the chunk worker needs AMLPROXY_CHUNK_TABLE"),
+    ("amlproxy.triggers.s3.handler", {"chunk_queue_url": "http://127.0.0.1:9/q"},
+     "AMLPROXY_CHUNK_QUEUE_URL needs AMLPROXY_CHUNK_TABLE"),
+]
 
 
-@pytest.mark.parametrize(("handler", "settings", "problem"), BAD_SETTINGS)
+@pytest.mark.parametrize(("handler", "settings", "problem"), BAD_SETTINGS + CHUNK_BAD_SETTINGS)
 def test_a_bad_setting_is_an_init_error(runtime_api: RuntimeApi, handler: str,
                                         settings: dict[str, str], problem: str) -> None:
     worker = start_worker(runtime_api, handler, **settings)

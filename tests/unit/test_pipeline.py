@@ -228,29 +228,6 @@ def test_a_cut_run_counts_only_the_whole_chunks_its_sinks_got(schema):
     assert sum(report.reasons.values()) == 3
 
 
-def test_suspend_keeps_the_sinks_and_a_resumed_run_continues_the_counts(schema):
-    sink = ListSink()
-    kept: list[tuple[int, int]] = []
-
-    def suspend(sinks, report):
-        assert list(sinks) == [sink]
-        kept.append((report.last_line, report.total))
-
-    all_rows = rows(100, bad_every=7)
-    backend = EchoBackend(max_batch_size=10, io_bound=False)
-    pipeline = Pipeline(schema, backend, [sink], deadline=AfterCalls(backend, 4), sink_chunk=25)
-    first = pipeline.run(all_rows, source="s", suspend=suspend)
-    assert kept == [(25, 25)] and sink.aborted == 0 and sink.closed == 0  # kept, not aborted
-
-    again = Pipeline(schema, EchoBackend(max_batch_size=10, io_bound=False), [sink],
-                     sink_chunk=25)
-    done = again.run([r for r in all_rows if r.line > first.last_line], source="s",
-                     report=first)
-    assert not done.interrupted and done.total == 100 and done.reconciles
-    assert done.rejected == 100 // 7 and sum(done.reasons.values()) == 100 // 7
-    assert [o.line for o in sink.outcomes] == list(range(1, 101)) and sink.closed == 1
-
-
 def test_a_sink_failure_aborts_every_sink_and_propagates(schema):
     good, bad = ListSink(), ListSink(fail_after=10)
     pipeline = Pipeline(schema, EchoBackend(), [good, bad], sink_chunk=10)

@@ -111,6 +111,11 @@ def test_one_error_lists_every_bad_variable(monkeypatch: pytest.MonkeyPatch) -> 
     ({"api_max_records": 100_000}, "6 MB"),
     ({"backend": "aml", "aml_model_id": "m", "labels": "a,b,c"}, "exactly two labels"),
     ({"backend": "shadow"}, "AMLPROXY_SHADOW_BACKEND"),
+    ({"chunk_queue_url": "http://127.0.0.1:1/q"}, "needs AMLPROXY_CHUNK_TABLE"),
+    ({"chunk_queue_url": "http://127.0.0.1:1/q", "chunk_table": "t"}, None),
+    ({"chunk_prefix": "input/chunks/"}, "AMLPROXY_CHUNK_PREFIX"),
+    ({"chunk_prefix": "output/"}, "AMLPROXY_CHUNK_PREFIX must differ"),
+    ({"chunk_bytes": 0}, "AMLPROXY_CHUNK_BYTES"),
 ])
 def test_combinations(overrides: dict[str, object], fragment: str | None) -> None:
     if fragment is None:
