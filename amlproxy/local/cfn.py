@@ -6,9 +6,10 @@ The local stack (:mod:`amlproxy.local.stack`) builds its resources and functions
 It reads a template (YAML with the short ``!Ref``/``!Sub``... tags, or JSON), takes
 parameter values, evaluates the ``Conditions`` and turns any node into plain JSON with
 ``Ref``, ``Fn::Sub``, ``Fn::GetAtt``, ``Fn::If``, ``Fn::Join``, ``Fn::Select``,
-``Fn::Split``, ``Fn::FindInMap`` and ``AWS::NoValue`` worked out, the way CloudFormation would for a stack
-named ``stack_name`` in ``region``/``account``. Physical names of resources without an
-explicit name are made up as ``<stack>-<LogicalId>``; ARNs follow each service's format.
+``Fn::Split``, ``Fn::FindInMap`` and ``AWS::NoValue`` worked out, the way CloudFormation
+would for a stack named ``stack_name`` in ``region``/``account``. Physical names of
+resources without an explicit name are made up as ``<stack>-<LogicalId>``; ARNs follow
+each service's format.
 
 Only what the amlproxy template uses is supported; anything else raises ``ValueError``
 rather than guessing.
