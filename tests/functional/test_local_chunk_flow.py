@@ -10,6 +10,7 @@ the functions run in worker processes of the local Lambda service.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -194,3 +195,30 @@ def test_progress_and_status_show_chunks_done_over_a_running_stack(
         running.stop()
     stopped = _cli(running.state_file, "progress")
     assert stopped.returncode == 1 and "no local stack is running" in stopped.stdout
+
+
+@pytest.mark.skipif(importlib.util.find_spec("amlproxy.triggers.chunks") is None,
+                    reason="the chunk worker (branch chunks) is not in this tree")
+@pytest.mark.slow  # about 70 s on 2 cores
+def test_the_real_planner_and_workers_score_a_census_file_in_chunks(
+        local_deployment: Callable[..., LocalDeployment]) -> None:
+    """The template as it is (amlproxy's own handlers), chunks of 256 KiB: every input line
+    is a prediction or a reject, once, and the progress says all chunks are done."""
+    stack = local_deployment(prewarm=False, parameters={
+        "ChunkBytes": "262144", "ChunkMaxConcurrency": "2"})
+    sample = (REPO / "examples" / "census-income-sample.csv").read_bytes()
+    body = sample * 25  # about 1 MB: 4 chunks
+    s3 = make_client("s3", stack.endpoints["aws"])
+    s3.put_object(Bucket="amlproxy-input", Key="input/census x25.csv", Body=body)
+    (done,) = _wait_for(lambda: [o for o in stack.objects() if o["status"] == "assembled"],
+                        timeout=180)
+    assert done["chunks"] == len(body) // 262144 + 1 == done["done"]
+    lines = len(body.splitlines())
+    assert done["counts"]["total"] == lines
+    assert done["counts"]["ok"] + done["counts"]["rejected"] + done["counts"]["failed"] == lines
+    listed = s3.list_objects_v2(Bucket="amlproxy-input", Prefix="output/census x25.csv.")
+    (output,) = listed["Contents"]
+    rows = s3.get_object(Bucket="amlproxy-input", Key=output["Key"])["Body"].read().splitlines()
+    assert len(rows) == done["counts"]["ok"] + done["counts"]["failed"]
+    assert s3.list_objects_v2(Bucket="amlproxy-input", Prefix="chunks/")["KeyCount"] == 0
+    assert stack.status()["functions"]["ChunkFunction"]["invocations"] >= done["chunks"]
