@@ -5,7 +5,8 @@ notification) in a few lines each, so that the template's wiring and the local s
 are tested apart from amlproxy's scoring (``tests.functional.chunk_handlers.<name>``).
 
 - ``planner``: splits each object into chunks of ``LOCAL_CHUNK_LINES`` lines (default 5),
-  records the plan and sends one message per chunk; a key containing ``doomed`` fails.
+  records the plan (with the key as the event spelt it) and sends one message per chunk;
+  a key containing ``doomed`` fails.
 - ``worker``: "scores" a chunk (upper-cases its lines, ``LOCAL_CHUNK_SLEEP_S`` long),
   puts its chunk object, notes when it ran under ``timings/``, marks it done; the worker
   that completes the set assembles the lines in order, marks the item assembled once and
@@ -50,11 +51,11 @@ def planner(event: dict[str, Any], context: Any) -> dict[str, Any]:
             key = unquote_plus(s3_record["s3"]["object"]["key"])
             if "doomed" in key:
                 raise RuntimeError(f"cannot plan {key}")
-            _plan(bucket, key)
+            _plan(bucket, key, s3_record["s3"]["object"]["key"])
     return {"batchItemFailures": []}
 
 
-def _plan(bucket: str, key: str) -> None:
+def _plan(bucket: str, key: str, as_sent: str) -> None:
     head = S3.head_object(Bucket=bucket, Key=key)
     version = head.get("VersionId") or head["ETag"].strip('"')
     data = S3.get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -67,7 +68,7 @@ def _plan(bucket: str, key: str) -> None:
     source = f"s3://{bucket}/{key}?versionId={version}"
     DYNAMODB.put_item(TableName=TABLE, Item={
         "object": {"S": source}, "chunks": {"N": str(len(starts))},
-        "status": {"S": "planned"}, "counts": {"M": {}},
+        "status": {"S": "planned"}, "counts": {"M": {}}, "event_key": {"S": as_sent},
         "expires_at": {"N": str(int(time.time()) + 86400)}},
         ConditionExpression="attribute_not_exists(#o)", ExpressionAttributeNames={"#o": "object"})
     ends = [*starts[1:], len(data)]

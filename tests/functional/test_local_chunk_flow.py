@@ -100,6 +100,8 @@ def test_an_upload_is_planned_fanned_out_to_at_most_n_workers_and_assembled(
 
     (done,) = _wait_for(assembled)
     assert done["object"].startswith(f"s3://amlproxy-input/{SOURCE_KEY}?versionId=")
+    item = make_client("dynamodb", aws).scan(TableName="amlproxy-chunks")["Items"][0]
+    assert item["event_key"]["S"] == "input/big+census.csv"  # as S3 spells it in events
     assert (done["chunks"], done["done"], done["percent"]) == (8, 8, 100.0)
     assert done["counts"] == {"total": ROWS, "ok": ROWS, "rejected": 0, "failed": 0}
     stem = done["object"].split("/", 3)[3].removeprefix("input/").replace("?versionId=", ".")
