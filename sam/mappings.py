@@ -5,7 +5,8 @@ what the template derives from a parameter is a lookup table with one row per va
   visibility timeout of every queue a function consumes, 6 x the function timeout (AWS's
   guidance for SQS queues that Lambda polls).
 - ``AmlChunkRates``: each chunk worker's share of Amazon ML's 200 requests/s,
-  floor(200 / ChunkMaxConcurrency), for 2 to 100 workers; and the list the rule
+  floor(200 / ChunkMaxConcurrency), for 2 to 100 workers, and the input bytes/s that
+  rate reads (for the planner's chunk size); and the list the rule
   ``AmlChunkWorkersAtMost100`` checks. At 100 workers each sends 2 requests/s: more buy
   nothing (the endpoint's 200 requests/s are the bound), and the table stays well within
   CloudFormation's 200 keys per mapping (cfn-lint reports one approaching it).
@@ -24,6 +25,10 @@ TEMPLATE = Path(__file__).resolve().parent / "template.yaml"
 AML_LIMIT_RPS = 200  # Amazon ML real-time endpoint: 200 requests/s
 VISIBILITY_FACTOR = 6  # visibility timeout >= 6 x the function timeout
 MAX_CHUNK_CONCURRENCY_AML = 100  # floor(200 / c) >= 2
+# The mean row of examples/census-income-sample.csv (rows of adult.data): 40,998 bytes in
+# 335 rows. Amazon ML scores one record per request, so a worker held to r requests/s
+# reads r x 122 bytes/s: what the planner sizes chunks with (AMLPROXY_CHUNK_THROUGHPUT_BPS).
+ROW_BYTES = 122
 
 
 def function_timeouts() -> list[int]:
@@ -55,7 +60,8 @@ def blocks() -> dict[str, list[str]]:
     allowed[0] = "    AllowedValues: [" + allowed[0].lstrip()
     allowed[-1] = allowed[-1].rstrip(",") + "]"
     visibility = [f'    "{t}": {{QueueVisibility: {VISIBILITY_FACTOR * t}}}' for t in timeouts]
-    rates = [f'    "{c}": {{WorkerMaxRps: {r}}}' for c, r in aml_worker_rates().items()]
+    rates = [f'    "{c}": {{WorkerMaxRps: {r}, WorkerBytesPerSecond: {r * ROW_BYTES}}}'
+             for c, r in aml_worker_rates().items()]
     workers = _wrap([f'"{c}",' for c in aml_worker_rates()], 12)
     workers[0] = "          - [" + workers[0].lstrip()
     workers[-1] = workers[-1].rstrip(",") + "]"

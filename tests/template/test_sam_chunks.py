@@ -17,6 +17,8 @@ from tests.template.tools import TEMPLATE_PATH
 
 ResolverFor = Callable[[Mapping[str, Any], str], StackResolver]
 AML_LIMIT_RPS = 200  # Amazon ML's real-time endpoint limit, requests/s
+SAMPLE = TEMPLATE_PATH.parents[1] / "examples" / "census-income-sample.csv"
+ROW_BYTES = round(len(SAMPLE.read_bytes()) / len(SAMPLE.read_bytes().splitlines()))  # 122
 # queue -> the function whose SQS event consumes it
 CONSUMED = {"IngestQueue": "S3Function", "ChunkQueue": "ChunkFunction",
             "WorkQueue": "SqsFunction"}
@@ -104,16 +106,23 @@ def test_each_aml_worker_gets_its_share_of_200_requests_per_second(
     for workers in range(2, 101):
         rate = rows[str(workers)]["WorkerMaxRps"]
         assert rate == AML_LIMIT_RPS // workers >= 2
+        # one record per request: the planner sizes chunks at this many input bytes/s
+        assert rows[str(workers)]["WorkerBytesPerSecond"] == rate * ROW_BYTES
         assert workers * rate <= AML_LIMIT_RPS < workers * (rate + 1)  # the most that fits
     for workers in ("2", "10", "7", "100"):
         env = _environment(_with({"ChunkMaxConcurrency": workers}, "aml-endpoint"),
                            "ChunkFunction")
         assert env["AMLPROXY_AML_MAX_RPS"] == str(AML_LIMIT_RPS // int(workers))
+        planner = _environment(_with({"ChunkMaxConcurrency": workers}, "aml-endpoint"),
+                               "S3Function")
+        assert planner["AMLPROXY_CHUNK_THROUGHPUT_BPS"] == str(
+            AML_LIMIT_RPS // int(workers) * ROW_BYTES)
     for function in ("S3Function", "SnsFunction", "SqsFunction", "ApiFunction"):
         assert "AMLPROXY_AML_MAX_RPS" not in _environment(_with({}, "aml-endpoint"), function)
     # SageMaker has no such limit: no rate, and up to the event source's 1000 workers
     sagemaker = _with({"ChunkMaxConcurrency": "1000"})
     assert "AMLPROXY_AML_MAX_RPS" not in _environment(sagemaker, "ChunkFunction")
+    assert "AMLPROXY_CHUNK_THROUGHPUT_BPS" not in _environment(sagemaker, "S3Function")
     assert _broken_rules(sagemaker) == set()
 
 
