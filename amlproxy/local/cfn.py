@@ -52,7 +52,8 @@ def _tag_constructor(tag: str) -> Any:
 
 
 for _tag in ("Ref", "Condition", "Sub", "GetAtt", "If", "Equals", "Not", "And", "Or",
-             "Join", "Select", "Split", "Base64", "GetAZs", "ImportValue", "FindInMap"):
+             "Join", "Select", "Split", "Base64", "GetAZs", "ImportValue", "FindInMap",
+             "Contains"):
     _CfnLoader.add_constructor(f"!{_tag}", _tag_constructor(_tag))
 
 
