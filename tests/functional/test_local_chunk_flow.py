@@ -127,17 +127,27 @@ def test_an_upload_is_planned_fanned_out_to_at_most_n_workers_and_assembled(
         assert depth["ApproximateNumberOfMessages"] == 0, queue
 
 
-@pytest.mark.slow  # about 40 s: two visibility timeouts of 12 s, and a third receive
-def test_the_queues_follow_a_local_timeout_and_a_failing_plan_reaches_the_ingest_dlq(
+def test_the_queues_follow_a_local_timeout_as_the_template_follows_function_timeout(
         local_deployment: Callable[..., LocalDeployment], template: Path) -> None:
-    stack = local_deployment(template=template, prewarm=False, timeout=2,
-                             parameters={"ChunkMaxReceiveCount": "2"})
-    assert stack.resources is not None and stack.service is not None
+    """(tests/template/test_sam_chunks.py checks 6 x FunctionTimeout in the template.)"""
+    stack = local_deployment(template=template, prewarm=False, timeout=2)
+    assert stack.resources is not None
     sqs = make_client("sqs", stack.endpoints["aws"])
     for queue in ("IngestQueue", "ChunkQueue", "WorkQueue"):
         attributes = sqs.get_queue_attributes(QueueUrl=stack.resources.queues[queue],
                                               AttributeNames=["All"])["Attributes"]
         assert attributes["VisibilityTimeout"] == "12", queue  # 6 x --timeout
+        if queue != "WorkQueue":
+            assert json.loads(attributes["RedrivePolicy"])["maxReceiveCount"] in (9, "9")
+
+
+@pytest.mark.slow  # about 40 s: two visibility timeouts of 12 s, and a third receive
+def test_a_failing_plan_reaches_the_ingest_dlq_after_chunk_max_receive_count(
+        local_deployment: Callable[..., LocalDeployment], template: Path) -> None:
+    stack = local_deployment(template=template, prewarm=False, timeout=2,
+                             parameters={"ChunkMaxReceiveCount": "2"})
+    assert stack.resources is not None and stack.service is not None
+    sqs = make_client("sqs", stack.endpoints["aws"])
     make_client("s3", stack.endpoints["aws"]).put_object(
         Bucket="amlproxy-input", Key="input/doomed.csv", Body=b"1,State-gov,1\n")
     dlq = stack.resources.queues["IngestDeadLetterQueue"]
