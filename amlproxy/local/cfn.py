@@ -6,9 +6,10 @@ The local stack (:mod:`amlproxy.local.stack`) builds its resources and functions
 It reads a template (YAML with the short ``!Ref``/``!Sub``... tags, or JSON), takes
 parameter values, evaluates the ``Conditions`` and turns any node into plain JSON with
 ``Ref``, ``Fn::Sub``, ``Fn::GetAtt``, ``Fn::If``, ``Fn::Join``, ``Fn::Select``,
-``Fn::Split`` and ``AWS::NoValue`` worked out, the way CloudFormation would for a stack
-named ``stack_name`` in ``region``/``account``. Physical names of resources without an
-explicit name are made up as ``<stack>-<LogicalId>``; ARNs follow each service's format.
+``Fn::Split``, ``Fn::FindInMap`` and ``AWS::NoValue`` worked out, the way CloudFormation
+would for a stack named ``stack_name`` in ``region``/``account``. Physical names of
+resources without an explicit name are made up as ``<stack>-<LogicalId>``; ARNs follow
+each service's format.
 
 Only what the amlproxy template uses is supported; anything else raises ``ValueError``
 rather than guessing.
@@ -51,7 +52,8 @@ def _tag_constructor(tag: str) -> Any:
 
 
 for _tag in ("Ref", "Condition", "Sub", "GetAtt", "If", "Equals", "Not", "And", "Or",
-             "Join", "Select", "Split", "Base64", "GetAZs", "ImportValue", "FindInMap"):
+             "Join", "Select", "Split", "Base64", "GetAZs", "ImportValue", "FindInMap",
+             "Contains"):
     _CfnLoader.add_constructor(f"!{_tag}", _tag_constructor(_tag))
 
 
@@ -63,6 +65,20 @@ def load_template(path: Path) -> dict[str, Any]:
     else:
         loaded = yaml.load(text, Loader=_CfnLoader)
     return loaded
+
+
+def _check_number(name: str, value: str, spec: Mapping[str, Any]) -> None:
+    """A ``Number`` parameter's MinValue and MaxValue, as CloudFormation checks them."""
+    if spec.get("Type") != "Number":
+        return
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"{name}={value!r} is not a number") from None
+    if "MinValue" in spec and number < float(spec["MinValue"]):
+        raise ValueError(f"{name}={value} is below its MinValue {spec['MinValue']}")
+    if "MaxValue" in spec and number > float(spec["MaxValue"]):
+        raise ValueError(f"{name}={value} is above its MaxValue {spec['MaxValue']}")
 
 
 class StackResolver:
@@ -104,6 +120,7 @@ class StackResolver:
             pattern = spec.get("AllowedPattern")
             if pattern is not None and not re.fullmatch(pattern, value):
                 raise ValueError(f"{name}={value!r} does not match {pattern}")
+            _check_number(name, value, spec)
             values[name] = value
         return values
 
@@ -115,7 +132,8 @@ class StackResolver:
         return self._conditions[name]
 
     def evaluate_condition(self, node: Any) -> bool:
-        """The truth of a condition expression (Fn::Equals/Not/And/Or, Condition)."""
+        """The truth of a condition expression (Fn::Equals/Not/And/Or, Condition; and
+        Fn::Contains, of rules)."""
         if not isinstance(node, dict) or len(node) != 1:
             raise ValueError(f"not a condition: {node!r}")
         ((function, args),) = node.items()
@@ -130,6 +148,9 @@ class StackResolver:
             return all(self.evaluate_condition(arg) for arg in args)
         if function == "Fn::Or":
             return any(self.evaluate_condition(arg) for arg in args)
+        if function == "Fn::Contains":
+            values, value = (self.resolve(arg) for arg in args)
+            return str(value) in [str(v) for v in values]
         raise ValueError(f"unsupported condition function {function}")
 
     def resource_exists(self, logical_id: str) -> bool:
@@ -178,6 +199,12 @@ class StackResolver:
         if function == "Fn::Split":
             delimiter, value = args
             return str(self.resolve(value)).split(delimiter)
+        if function == "Fn::FindInMap":
+            name, key, attribute = (str(self.resolve(arg)) for arg in args)
+            try:
+                return self.template["Mappings"][name][key][attribute]
+            except KeyError:
+                raise ValueError(f"Fn::FindInMap: no {name}.{key}.{attribute}") from None
         raise ValueError(f"unsupported function {function}")
 
     def _sub(self, args: Any) -> str:

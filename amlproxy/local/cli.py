@@ -1,10 +1,13 @@
-"""``amlproxy local up | down | status``: the local stack from the command line.
+"""``amlproxy local up | down | status | progress``: the local stack from the command line.
 
 ``up`` runs in the foreground until Ctrl-C or SIGTERM and keeps a state file (pid,
 endpoints, resources) while it runs; ``down`` sends SIGTERM to the pid of that file and
 waits for the stack to stop; ``status`` asks the running stack for its functions, their
-workers and counts, and its queues (``--json``: all of it as JSON).
-Exit codes: 0 success, 1 not running (``status``, ``down``), 2 configuration error.
+workers and counts, its queues and the objects scored in chunks (``--json``: all of it as
+JSON); ``progress [S3-URI]`` shows those objects only: chunks done out of all, status and
+counts (:mod:`amlproxy.local.progress`).
+Exit codes: 0 success, 1 not running (``status``, ``down``, ``progress``) or no such
+object (``progress URI``), 2 configuration error.
 """
 
 from __future__ import annotations
@@ -24,9 +27,9 @@ from typing import Any
 
 from amlproxy.cli import CommandParser, parse_args
 from amlproxy.errors import ConfigurationError
-from amlproxy.local.config import DEFAULT_STATE_FILE, REGION, load_config
-
-READY_LINE = "amlproxy local stack is up"
+from amlproxy.local.config import DEFAULT_STATE_FILE, load_config
+from amlproxy.local.progress import ObjectProgress, matches, progress_lines
+from amlproxy.local.texts import banner, status_text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,8 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     status_command = commands.add_parser("status", help="is a stack running? its functions, "
                                          "workers, counts and queues")
     status_command.add_argument("--json", action="store_true", help="print JSON")
+    progress_command = commands.add_parser(
+        "progress", help="objects scored in chunks: chunks done out of all, status, counts")
+    progress_command.add_argument("uri", nargs="?", help="one object, s3://bucket/key "
+                                  "(any version) or ...?versionId=V (default: every object)")
+    progress_command.add_argument("--json", action="store_true", help="print JSON")
     for command in (up, commands.add_parser("down", help="stop a running stack"),
-                    status_command):
+                    status_command, progress_command):
         command.add_argument("--state-file", type=Path, help="where `up` records its pid and "
                              f"endpoints (default ./{DEFAULT_STATE_FILE})")
     return parser
@@ -88,6 +96,8 @@ def main(argv: Sequence[str]) -> int:
     if args.action == "up":
         return up(args)
     state_file = args.state_file or Path(DEFAULT_STATE_FILE)
+    if args.action == "progress":
+        return progress(state_file, args.uri, args.json)
     return down(state_file) if args.action == "down" else status(state_file, args.json)
 
 
@@ -160,81 +170,49 @@ def up(args: argparse.Namespace) -> int:
     return 0
 
 
-def banner(state: dict[str, Any], input_prefix: str) -> str:
-    """What ``up`` prints: the endpoints, then commands to try."""
-    e, r = state["endpoints"], state["resources"]
-    aws = f"aws --endpoint-url {e['aws']} --region {REGION}"
-    sample = '{"age": 39, "workclass": "State-gov", "fnlwgt": 77516, "education": ' \
-        '"Bachelors", "education-num": 13, "marital-status": "Never-married", ' \
-        '"occupation": "Adm-clerical", "relationship": "Not-in-family", "race": "White", ' \
-        '"sex": "Male", "capital-gain": 2174, "capital-loss": 0, "hours-per-week": 40, ' \
-        '"native-country": "United-States"}'
-    return "\n".join([
-        f"{READY_LINE} (pid {state['pid']}; Ctrl-C or `amlproxy local down` stops it)",
-        f"  api       {e['api']}",
-        f"  aws       {e['aws']}",
-        f"  emulator  {e['emulator']}",
-        f"  lambda    {e['lambda']}",
-        f"  runtime   {state['runtime_client']} (functions: {', '.join(state['functions'])})",
-        f"  playground {e['api']}/",
-        f"  input     s3://{r['input_bucket']}/{input_prefix}",
-        f"  output    s3://{r['output_bucket']}/",
-        f"  table     {r['table']}",
-        f"  topic     {r['topic_arn']}",
-        f"  queue     {r['work_queue_url']}",
-        "Try (any credentials; e.g. export AWS_ACCESS_KEY_ID=testing "
-        "AWS_SECRET_ACCESS_KEY=testing):",
-        f"  {aws} s3 cp examples/census-income-sample.csv "
-        f"s3://{r['input_bucket']}/{input_prefix}",
-        f"  curl -s -X POST {e['api']}/predict -H 'content-type: application/json' "
-        f"-d '{sample}'",
-        f"  {aws} sns publish --topic-arn {r['topic_arn']} --message '{sample}'",
-        f"  {aws} sqs send-message --queue-url {r['work_queue_url']} --message-body "
-        f"'{sample}'",
-        f"  {aws} s3 ls --recursive s3://{r['output_bucket']}/",
-        f"  {aws} dynamodb scan --table-name {r['table']}",
-    ])
-
-
-def status(state_file: Path, as_json: bool = False) -> int:
+def _live_status(state_file: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The state file and what the running stack answers (None: no stack is running)."""
     state = read_state(state_file)
     if state is None or not _alive(int(state["pid"])):
         print(f"no local stack is running ({state_file})")
-        return 1
+        return None
     try:
         with urllib.request.urlopen(state["endpoints"]["lambda"] + "/local/status",
                                     timeout=10) as answer:
             live = json.loads(answer.read())
     except (OSError, KeyError, ValueError) as exc:
         live = {"error": f"the stack did not answer its status: {exc}"}
+    return state, live
+
+
+def progress(state_file: Path, uri: str | None = None, as_json: bool = False) -> int:
+    found = _live_status(state_file)
+    if found is None:
+        return 1
+    live = found[1]
+    objects = live.get("objects", [])
+    if "error" in live or not isinstance(objects, list):
+        print(live.get("error") or f"the chunk table could not be read: {objects['error']}")
+        return 1
+    chosen = [o for o in objects if matches(ObjectProgress(**{
+        k: v for k, v in o.items() if k != "percent"}), uri)]
+    if as_json:
+        print(json.dumps(chosen, indent=2))
+    else:
+        print("\n".join(progress_lines(chosen)))
+    return 1 if uri is not None and not chosen else 0
+
+
+def status(state_file: Path, as_json: bool = False) -> int:
+    found = _live_status(state_file)
+    if found is None:
+        return 1
+    state, live = found
     if as_json:
         print(json.dumps({**state, "status": live}, indent=2))
     else:
         print(status_text(state, live))
     return 0
-
-
-def status_text(state: dict[str, Any], live: dict[str, Any]) -> str:
-    """``status`` for people: the endpoints, then one line per function and queue."""
-    lines = [f"local stack pid {state['pid']}, runtime client "
-             f"{live.get('runtime_client', state.get('runtime_client'))}"]
-    lines += [f"  {name:<9} {url}" for name, url in state["endpoints"].items()]
-    if "error" in live:
-        return "\n".join([*lines, live["error"]])
-    counts = ("invocations", "cold_starts", "errors", "timeouts", "crashes", "chaos_kills",
-              "init_errors", "throttles", "async_retries", "on_failure")
-    lines.append(f"  {'function':<14} {'workers':>7} " + " ".join(
-        f"{c.replace('_', '-'):>11}" for c in counts))
-    for name, function in live["functions"].items():
-        busy = sum(w["busy"] for w in function["workers"])
-        workers = f"{busy}/{len(function['workers'])}"
-        lines.append(f"  {name:<14} {workers:>7} " + " ".join(f"{function[c]:>11}"
-                                                            for c in counts))
-    lines.append(f"  {'queue':<22} {'visible':>8} {'in flight':>10}")
-    for name, depth in live["queues"].items():
-        lines.append(f"  {name:<22} {depth.get('ApproximateNumberOfMessages', '?'):>8} "
-                     f"{depth.get('ApproximateNumberOfMessagesNotVisible', '?'):>10}")
-    return "\n".join(lines)
 
 
 def down(state_file: Path, timeout: float = 30.0) -> int:

@@ -53,6 +53,12 @@ LOCAL_RESOURCE_NAMES: dict[str, str] = {
     "WorkDeadLetterQueue": "amlproxy-work-dlq",
     "FailureQueue": "amlproxy-failures",
     "IdempotencyStore": "amlproxy-idempotency",
+    "IngestQueue": "amlproxy-ingest",
+    "IngestDeadLetterQueue": "amlproxy-ingest-dlq",
+    "ChunkQueue": "amlproxy-chunks",
+    "ChunkDeadLetterQueue": "amlproxy-chunks-dlq",
+    "ChunkTable": "amlproxy-chunks",
+    "CompletionTopic": "amlproxy-completion",
 }
 STACK_NAME = "amlproxy-local"
 # Class names of the bundled models (the emulator's SageMaker endpoint answers bare

@@ -20,6 +20,7 @@ after ``maxReceiveCount`` receives.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -114,7 +115,8 @@ class SqsEventSource(QueuePoller):
         self.failed_messages = 0  # left for redelivery
 
     def dispatch(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        event = {"Records": [sqs_record(m, self.mapping.queue_arn) for m in messages]}
+        event = {"Records": [sqs_record(as_s3_sends_it(m), self.mapping.queue_arn)
+                             for m in messages]}
         outcome = self.service.invoke(self.name, event)
         keep = messages_to_redeliver(outcome, messages, self.mapping.report_batch_item_failures)
         with self._lock:
@@ -186,6 +188,25 @@ class NotificationSource(QueuePoller):
         if not isinstance(records, list):  # s3:TestEvent when the notification is set
             return None
         return {"Records": [_as_s3_encodes(r) for r in records]}
+
+
+def as_s3_sends_it(message: dict[str, Any]) -> dict[str, Any]:
+    """A message of an S3 notification that moto delivered to a queue (S3 -> SQS, as the
+    template's IngestQueue), with its keys encoded as S3 encodes them (and the body's MD5
+    to match); any other message as it is."""
+    body = message.get("Body", "")
+    if '"aws:s3"' not in body:
+        return message
+    try:
+        notification = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return message
+    records = notification.get("Records") if isinstance(notification, dict) else None
+    if not isinstance(records, list):
+        return message
+    sent = orjson.dumps({**notification, "Records": [_as_s3_encodes(r) for r in records]})
+    md5 = hashlib.md5(sent, usedforsecurity=False).hexdigest()  # SQS's own checksum
+    return {**message, "Body": sent.decode(), "MD5OfBody": md5}
 
 
 def _as_s3_encodes(record: Any) -> Any:

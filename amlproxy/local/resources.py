@@ -5,7 +5,9 @@ Every ``AWS::S3::Bucket``, ``AWS::DynamoDB::Table``, ``AWS::SQS::Queue`` (with i
 ``RedrivePolicy``), ``AWS::SNS::Topic`` and ``AWS::SNS::Subscription`` of
 ``sam/template.yaml`` whose condition holds is created as the template declares it, under
 the names of :class:`LocalResolver`; a bucket's own ``NotificationConfiguration`` to a
-queue or topic is applied too. Adding a queue or a table to the template adds it here.
+queue (``QueueConfigurations``, as S3 -> IngestQueue) is applied too, and moto server
+delivers those notifications itself. Adding a queue or a table to the template adds it
+here.
 
 Real AWS invokes Lambda straight from S3 and SNS; moto cannot call the local service, so
 each function's S3 event notifies a queue ``amlproxy-local-s3-<Function>`` (with the
@@ -83,6 +85,10 @@ class StackResources:
             "topic_arn": self.topics.get("PredictTopic", ""),
             "work_queue_url": self.queues.get("WorkQueue", ""),
             "failure_queue_url": self.queues.get("FailureQueue", ""),
+            "ingest_queue_url": self.queues.get("IngestQueue", ""),
+            "chunk_queue_url": self.queues.get("ChunkQueue", ""),
+            "chunk_table": self.tables.get("ChunkTable", ""),
+            "completion_topic_arn": self.topics.get("CompletionTopic", ""),
             "buckets": self.buckets, "tables": self.tables, "queues": self.queues,
             "topics": self.topics,
         }
@@ -113,19 +119,25 @@ def create_resources(resolver: StackResolver, functions: list[FunctionSpec],
                                  Endpoint=props["Endpoint"], Attributes={
                                      k: str(props[k]).lower() for k in ("RawMessageDelivery",)
                                      if k in props})
-    notifications = {name: list(_properties(resolver, present, lid).get(
-        "NotificationConfiguration", {}).get("QueueConfigurations", []))
-        for lid, name in made.buckets.items()}
+    notifications = {name: [_queue_notification(c) for c in _properties(
+        resolver, present, lid).get("NotificationConfiguration", {}).get(
+        "QueueConfigurations", [])] for lid, name in made.buckets.items()}
     for spec in functions:
         _plumb(spec, clients, notifications, made)
     for bucket, configurations in notifications.items():
         if configurations:
             clients["s3"].put_bucket_notification_configuration(
-                Bucket=bucket, NotificationConfiguration={"QueueConfigurations": [
-                    {"QueueArn": c["Queue"], "Events": [c["Event"]], **(
-                        {"Filter": c["Filter"]} if "Filter" in c else {})}
-                    for c in configurations]})
+                Bucket=bucket, NotificationConfiguration={"QueueConfigurations": configurations})
     return made
+
+
+def _queue_notification(configuration: Mapping[str, Any]) -> dict[str, Any]:
+    """A template's ``QueueConfigurations`` entry (``Event``, ``Queue``, ``Filter.S3Key``)
+    in the form of S3's API (``Events``, ``QueueArn``, ``Filter.Key.FilterRules``)."""
+    rules = ((configuration.get("Filter") or {}).get("S3Key") or {}).get("Rules") or []
+    return {"QueueArn": configuration["Queue"], "Events": [configuration["Event"]], **(
+        {"Filter": {"Key": {"FilterRules": [{"Name": r["Name"], "Value": r["Value"]}
+                                            for r in rules]}}} if rules else {})}
 
 
 def _properties(resolver: StackResolver, present: Mapping[str, Any], lid: str) -> Any:
@@ -159,7 +171,7 @@ def _plumb(spec: FunctionSpec, clients: Mapping[str, Any],
                                                          ("suffix", source.suffix)) if v]
             for event in source.events:
                 notifications.setdefault(source.bucket, []).append({
-                    "Queue": arn, "Event": event,
+                    "QueueArn": arn, "Events": [event],
                     **({"Filter": {"Key": {"FilterRules": rules}}} if rules else {})})
     if spec.sns:
         url, arn = _queue(clients["sqs"], f"amlproxy-local-sns-{spec.name}", {})

@@ -11,6 +11,7 @@ sources, Lambda's Invoke API and the local API, started and stopped together.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,7 @@ from amlproxy.local.event_sources import NotificationSource, QueuePoller, SqsEve
 from amlproxy.local.functions import FunctionSpec, read_functions
 from amlproxy.local.invoke_api import InvokeApi
 from amlproxy.local.pool import Chaos, ServiceSettings
+from amlproxy.local.progress import read_progress
 from amlproxy.local.resources import LocalResolver, StackResources, create_resources
 from amlproxy.local.service import LambdaService
 from amlproxy.local.template import read_template
@@ -32,6 +34,7 @@ from amlproxy.local.workers import DUMMY_CREDENTIALS, WorkerSettings, awslambdar
 log = logging.getLogger("amlproxy.local")
 
 API_FUNCTION = "ApiFunction"
+VISIBILITY_FACTOR = 6  # the template's queues wait 6 x the function timeout (AWS guidance)
 EXAMPLE_RECORDS: dict[str, dict[str, Any]] = {
     "census-income": {
         "age": 39, "workclass": "State-gov", "fnlwgt": 77516, "education": "Bachelors",
@@ -108,6 +111,8 @@ class LocalDeployment:
         self._clients = {name: _client(name, moto_url) for name in ("s3", "sqs", "sns",
                                                                      "dynamodb")}
         self.resources = create_resources(resolver, self.functions, self._clients)
+        if config.timeout is not None:
+            self._follow_timeout(config.timeout)
         self.service = service = LambdaService(self.functions, settings, logs=self.logs,
                                                destination=self._send)
         if config.prewarm:
@@ -151,6 +156,24 @@ class LocalDeployment:
         for source in self.sources:
             source.start()
 
+    def _follow_timeout(self, timeout_s: float) -> None:
+        """``--timeout`` overrides the functions' timeout: the queues they consume follow,
+        as the template derives their visibility timeout from FunctionTimeout."""
+        assert self._resolver is not None
+        visibility = str(math.ceil(VISIBILITY_FACTOR * timeout_s))
+        for spec in self.functions:
+            for mapping in spec.sqs:
+                url = self._resolver.queue_url(mapping.queue_arn.rsplit(":", 1)[-1])
+                self._clients["sqs"].set_queue_attributes(
+                    QueueUrl=url, Attributes={"VisibilityTimeout": visibility})
+
+    def objects(self, uri: str | None = None) -> list[dict[str, Any]]:
+        """The progress of the objects scored in chunks (of ``uri`` only, when given)."""
+        table = (self.resources.tables if self.resources else {}).get("ChunkTable")
+        if table is None or "dynamodb" not in self._clients:
+            return []
+        return [p.to_dict() for p in read_progress(self._clients["dynamodb"], table, uri)]
+
     def _send(self, arn: str, body: bytes) -> None:
         """Deliver an OnFailure record to an SQS queue or SNS topic ARN."""
         assert self._resolver is not None
@@ -181,8 +204,12 @@ class LocalDeployment:
                 continue
             queues[logical_id] = {k: int(v) for k, v in attributes["Attributes"].items()}
         runtime = self.service.runtime_client if self.service is not None else None
+        try:
+            objects: Any = self.objects()
+        except Exception as exc:  # moto stopping
+            objects = {"error": str(exc)}
         return {"runtime_client": runtime, "functions": functions, "event_sources": sources,
-                "queues": queues}
+                "queues": queues, "objects": objects}
 
     def stop(self) -> None:
         """Stop every part (idempotent): the APIs, the event sources, the workers, the

@@ -51,16 +51,31 @@ def _functions(config_path: Path | None = None, **overrides: Any) -> dict[str, A
 
 def test_functions_and_their_event_sources_come_from_the_template() -> None:
     functions = _functions()
-    assert set(functions) == {"S3Function", "SnsFunction", "SqsFunction", "ApiFunction"}
+    assert set(functions) == {"S3Function", "SnsFunction", "SqsFunction", "ChunkFunction",
+                              "ApiFunction"}
     defaults = template_defaults()
     s3, sqs, api = functions["S3Function"], functions["SqsFunction"], functions["ApiFunction"]
     assert s3.handler == "amlproxy.triggers.s3.handler"
     assert s3.timeout_s == float(defaults["FunctionTimeout"]) and api.timeout_s == 29
     assert s3.reserved_concurrency == int(defaults["ReservedConcurrency"])
     assert s3.memory_mb == int(defaults["FunctionMemorySize"])
-    assert [(b.bucket, b.prefix) for b in s3.s3] == [("amlproxy-input", "input/")]
-    assert s3.async_config.maximum_retry_attempts == int(defaults["AsyncMaxRetryAttempts"])
-    assert s3.async_config.on_failure_arn == "arn:aws:sqs:us-east-1:123456789012:amlproxy-failures"
+    # S3 reaches the planner through IngestQueue: an SQS mapping, no S3 event of its own
+    (ingest,) = s3.sqs
+    assert s3.s3 == () and ingest.queue_arn.endswith(":amlproxy-ingest")
+    assert ingest.report_batch_item_failures and ingest.batch_size == 1
+    chunks = functions["ChunkFunction"]
+    assert chunks.handler == "amlproxy.triggers.chunks.handler"
+    (work,) = chunks.sqs
+    assert work.queue_arn.endswith(":amlproxy-chunks") and work.batch_size == 1
+    assert work.maximum_concurrency == chunks.reserved_concurrency == int(
+        defaults["ChunkMaxConcurrency"])
+    assert s3.environment["AMLPROXY_CHUNK_QUEUE_URL"] == "http://127.0.0.1:1/123456789012/" \
+        "amlproxy-chunks"
+    assert chunks.environment["AMLPROXY_CHUNK_TABLE"] == "amlproxy-chunks"
+    assert chunks.environment["AMLPROXY_COMPLETION_TOPIC_ARN"].endswith(":amlproxy-completion")
+    sns = functions["SnsFunction"]
+    assert sns.async_config.maximum_retry_attempts == int(defaults["AsyncMaxRetryAttempts"])
+    assert sns.async_config.on_failure_arn == "arn:aws:sqs:us-east-1:123456789012:amlproxy-failures"
     (mapping,) = sqs.sqs
     assert mapping.queue_arn.endswith(":amlproxy-work") and mapping.report_batch_item_failures
     assert mapping.batch_size == int(defaults["SqsBatchSize"])
@@ -88,7 +103,7 @@ def test_config_file_overrides_template_parameters(tmp_path: Path) -> None:
     assert env["AMLPROXY_OUTPUT_PREFIX"] == "results/"
     assert env["AMLPROXY_INPUT_PREFIX"] == "input/"  # the template's default
     assert env["AMLPROXY_AML_MODEL_ID"] == "census-income"
-    assert functions["S3Function"].s3[0].bucket == "my-in"
+    assert functions["ChunkFunction"].environment["AMLPROXY_OUTPUT_BUCKET"] == "my-out"
     overrides = config.function_overrides(moto_url="http://m", emulator_url="http://e")
     assert overrides["AMLPROXY_AML_PREDICT_ENDPOINT"] == "http://e"
     assert overrides["AMLPROXY_AWS_ENDPOINT_URL"] == "http://m"

@@ -157,35 +157,35 @@ def test_sns_messages_and_sqs_messages_are_scored(stack: LocalStackProcess) -> N
     )["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "0"), attrs
 
 
-def test_a_failing_s3_invocation_is_retried_then_sent_to_the_failure_queue(
+def test_a_failing_s3_invocation_leaves_its_notification_on_the_ingest_queue(
         stack: LocalStackProcess) -> None:
+    """S3 -> IngestQueue -> S3Function: a notification the function does not finish stays
+    on the queue (in flight for the visibility timeout, 6 x FunctionTimeout), to be
+    delivered again up to ChunkMaxReceiveCount times and then dead-lettered
+    (tests/functional/test_local_chunk_flow.py follows it to the DLQ)."""
     admin = EmulatorAdmin(stack.endpoints["emulator"])
     s3 = make_client("s3", stack.endpoints["aws"])
-    sqs = make_client("sqs", stack.endpoints["aws"])
     admin.set_faults(model_error_rate=1.0)  # every endpoint call: a 400 model error
     try:
         before = admin.counts()
         status, answer = _post(stack.endpoints["api"] + "/predict", RECORD)
         assert status == 502 and answer["error"]["code"] == "BackendError"
+        planner = _status(stack)["event_sources"]
+        (ingest,) = [s for s in planner if s["function"] == "S3Function"]
         s3.put_object(Bucket="amlproxy-input", Key="input/doomed file.csv",
                       Body=SAMPLE.read_text().splitlines()[0].encode() + b"\n")
-        queue = sqs.get_queue_url(QueueName="amlproxy-failures")["QueueUrl"]
 
-        def failed() -> list[dict[str, Any]]:
-            got = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1)
-            return [json.loads(m["Body"]) for m in got.get("Messages", [])]
+        def redelivered() -> dict[str, Any] | None:
+            status = _status(stack)
+            (source,) = [s for s in status["event_sources"] if s["function"] == "S3Function"]
+            return status if source["redelivered"] > ingest["redelivered"] else None
 
-        records = _wait_for(failed)
+        after = _wait_for(redelivered)
     finally:
         admin.reset()
-    assert len(records) == 1
-    record = records[0]
-    assert record["requestContext"]["condition"] == "RetriesExhausted"
-    assert record["requestContext"]["approximateInvokeCount"] == 3  # 1 + AsyncMaxRetryAttempts
-    assert record["responsePayload"]["errorType"] == "EventIncompleteError"
-    s3_record = record["requestPayload"]["Records"][0]
-    assert s3_record["eventSource"] == "aws:s3"
-    assert s3_record["s3"]["object"]["key"] == "input/doomed+file.csv"  # as S3 encodes it
+    assert after is not None
+    assert after["queues"]["IngestQueue"]["ApproximateNumberOfMessagesNotVisible"] == 1
+    assert after["queues"]["IngestDeadLetterQueue"]["ApproximateNumberOfMessages"] == 0
     assert admin.counts() != before
 
 
@@ -221,7 +221,7 @@ def test_status_counts_and_a_killed_worker_is_replaced(stack: LocalStackProcess)
     api = before["functions"]["ApiFunction"]
     assert api["invocations"] >= 1 and api["workers"]
     assert set(before["functions"]) == {"S3Function", "SnsFunction", "SqsFunction",
-                                        "ApiFunction"}
+                                        "ChunkFunction", "ApiFunction"}
     killed = {w["pid"] for w in api["workers"]}
     for pid in killed:  # a crash of every idle API worker, from outside
         os.kill(pid, signal.SIGKILL)

@@ -106,3 +106,40 @@ def test_unknown_references_and_functions_are_errors_not_guesses(
         resolver.resolve({"Fn::ImportValue": "x"})
     with pytest.raises(ValueError, match="unsupported attribute"):
         resolver.resolve({"Fn::GetAtt": ["Table", "StreamArn"]})
+
+
+LOOKUPS = """
+Parameters:
+  Workers: {Type: Number, Default: 3, MinValue: 2, MaxValue: 4}
+  Mode: {Type: String, Default: a}
+Mappings:
+  Rates: {"2": {Rps: 100}, "3": {Rps: 66}}
+Rules:
+  AtMostThree:
+    RuleCondition: !Equals [!Ref Mode, a]
+    Assertions:
+      - Assert: !Contains [["2", "3"], !Ref Workers]
+Resources:
+  Queue:
+    Type: AWS::SQS::Queue
+    Properties: {Rate: !FindInMap [Rates, !Ref Workers, Rps]}
+"""
+
+
+def test_find_in_map_contains_and_number_bounds(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text(LOOKUPS)
+    template = load_template(path)
+    resolver = StackResolver(template, {})
+    queue = template["Resources"]["Queue"]["Properties"]
+    assert resolver.resolve(queue) == {"Rate": 66}
+    rule = template["Rules"]["AtMostThree"]["Assertions"][0]["Assert"]
+    assert resolver.evaluate_condition(rule) is True
+    four = StackResolver(template, {"Workers": "4"})
+    assert four.evaluate_condition(rule) is False
+    with pytest.raises(ValueError, match=r"Fn::FindInMap: no Rates\.4\.Rps"):
+        four.resolve(queue)
+    for value, message in (("1", "below its MinValue"), ("5", "above its MaxValue"),
+                           ("x", "not a number")):
+        with pytest.raises(ValueError, match=message):
+            StackResolver(template, {"Workers": value})

@@ -84,7 +84,7 @@ def moto_endpoint(moto_server: str) -> str:
 @pytest.fixture(scope="module")
 def deployed_roles(moto_endpoint: str, sam_template: dict[str, Any],
                    resolver_for: ResolverFor) -> dict[str, dict[str, str]]:
-    """Creates the buckets, queues and the four roles of the 'sagemaker' scenario in moto;
+    """Creates the buckets, queues and the five roles of the 'sagemaker' scenario in moto;
     returns function logical id -> assumed-role credentials. Tests only read, or write
     keys and messages no other test looks at."""
     resolver = resolver_for(sam_template, "sagemaker")
@@ -93,7 +93,7 @@ def deployed_roles(moto_endpoint: str, sam_template: dict[str, Any],
     s3.create_bucket(Bucket="amlproxy-in")
     for key in ("input/x.csv", "other/x.csv", "output/old.csv"):
         s3.put_object(Bucket="amlproxy-in", Key=key, Body=b"age,workclass\n39,State-gov\n")
-    for queue in ("FailureQueue", "WorkQueue"):
+    for queue in ("FailureQueue", "WorkQueue", "IngestQueue", "ChunkQueue"):
         sqs.create_queue(QueueName=resolver.physical_name(queue))
     credentials = {}
     for function, role in function_roles(sam_template).items():
@@ -130,13 +130,35 @@ def test_s3_function_role_reads_only_the_input_prefix_and_writes_only_outputs(
         s3.put_object(Bucket="amlproxy-in", Key="rejects/x.csv.rejects", Body=b"ok")
         assert _denied(lambda: s3.delete_object(Bucket="amlproxy-in", Key="input/x.csv"))
         assert _denied(lambda: s3.delete_object(Bucket="amlproxy-in", Key="output/x.csv.out"))
-        # Checkpoints: read, written and deleted under their prefix only.
-        s3.put_object(Bucket="amlproxy-in", Key="checkpoints/x/checkpoint.json", Body=b"{}")
-        s3.get_object(Bucket="amlproxy-in", Key="checkpoints/x/checkpoint.json")
-        s3.list_objects_v2(Bucket="amlproxy-in", Prefix="checkpoints/x/")
-        s3.delete_object(Bucket="amlproxy-in", Key="checkpoints/x/checkpoint.json")
-        # (s3:ListBucket is conditioned on s3:prefix, which moto does not evaluate:
-        # test_s3_access_is_prefix_scoped_and_follows_each_trigger pins the condition.)
+        # The planner writes no chunk objects: the chunk workers do.
+        assert _denied(lambda: s3.put_object(Bucket="amlproxy-in", Key="chunks/x/000000.results"
+                                             ".jsonl", Body=b"{}"))
+
+
+def test_chunk_function_role_keeps_chunk_objects_and_assembles_outputs(
+        moto_endpoint: str, deployed_roles: dict[str, dict[str, str]]) -> None:
+    s3 = _client_as("s3", moto_endpoint, deployed_roles["ChunkFunction"])
+    key = "chunks/x.csv.v1/000000.results.jsonl"
+    with iam_enforced(moto_endpoint):
+        assert s3.get_object(Bucket="amlproxy-in", Key="input/x.csv", Range="bytes=0-2")[
+            "Body"].read() == b"age"  # the ranged GET of a chunk
+        assert _denied(lambda: s3.get_object(Bucket="amlproxy-in", Key="other/x.csv"))
+        s3.put_object(Bucket="amlproxy-in", Key=key, Body=b'{"line": 2}\n')
+        assert s3.get_object(Bucket="amlproxy-in", Key=key)["Body"].read() == b'{"line": 2}\n'
+        upload = s3.create_multipart_upload(Bucket="amlproxy-in",
+                                            Key="output/x.csv.v1.predictions.jsonl")
+        part = s3.upload_part_copy(Bucket="amlproxy-in", Key="output/x.csv.v1.predictions.jsonl",
+                                   UploadId=upload["UploadId"], PartNumber=1,
+                                   CopySource={"Bucket": "amlproxy-in", "Key": key})
+        s3.complete_multipart_upload(
+            Bucket="amlproxy-in", Key="output/x.csv.v1.predictions.jsonl",
+            UploadId=upload["UploadId"], MultipartUpload={"Parts": [
+                {"PartNumber": 1, "ETag": part["CopyPartResult"]["ETag"]}]})
+        s3.delete_object(Bucket="amlproxy-in", Key=key)
+        assert _denied(lambda: s3.put_object(Bucket="amlproxy-in", Key="input/y.csv", Body=b"y"))
+        assert _denied(lambda: s3.delete_object(Bucket="amlproxy-in", Key="input/x.csv"))
+        assert _denied(lambda: s3.delete_object(
+            Bucket="amlproxy-in", Key="output/x.csv.v1.predictions.jsonl"))
 
 
 def test_only_the_s3_function_role_touches_s3(
@@ -153,12 +175,25 @@ def test_queue_access_follows_each_trigger(
         moto_endpoint: str, deployed_roles: dict[str, dict[str, str]]) -> None:
     base = f"{moto_endpoint}/123456789012/amlproxy-test-"
     failure_queue, work_queue = base + "FailureQueue", base + "WorkQueue"
+    ingest_queue, chunk_queue = base + "IngestQueue", base + "ChunkQueue"
     with iam_enforced(moto_endpoint):
-        for function in ("S3Function", "SnsFunction"):
-            sqs = _client_as("sqs", moto_endpoint, deployed_roles[function])
-            sqs.send_message(QueueUrl=failure_queue, MessageBody=f"failed {function}")
-            assert _denied(partial(sqs.send_message, QueueUrl=work_queue, MessageBody="x"))
-            assert _denied(partial(sqs.receive_message, QueueUrl=failure_queue))
+        sns = _client_as("sqs", moto_endpoint, deployed_roles["SnsFunction"])
+        sns.send_message(QueueUrl=failure_queue, MessageBody="failed SnsFunction")
+        assert _denied(partial(sns.send_message, QueueUrl=work_queue, MessageBody="x"))
+        assert _denied(partial(sns.receive_message, QueueUrl=failure_queue))
+        planner = _client_as("sqs", moto_endpoint, deployed_roles["S3Function"])
+        planner.receive_message(QueueUrl=ingest_queue)
+        # (IAM authorizes SendMessageBatch as sqs:SendMessage; moto asks for an action
+        # sqs:SendMessageBatch, which IAM does not have: the single send stands for both.)
+        planner.send_message(QueueUrl=chunk_queue, MessageBody="chunk 0")
+        assert _denied(partial(planner.receive_message, QueueUrl=chunk_queue))
+        assert _denied(partial(planner.send_message, QueueUrl=failure_queue, MessageBody="x"))
+        assert _denied(partial(planner.send_message, QueueUrl=ingest_queue, MessageBody="x"))
+        worker = _client_as("sqs", moto_endpoint, deployed_roles["ChunkFunction"])
+        worker.receive_message(QueueUrl=chunk_queue)
+        worker.get_queue_attributes(QueueUrl=chunk_queue, AttributeNames=["All"])
+        assert _denied(partial(worker.send_message, QueueUrl=chunk_queue, MessageBody="x"))
+        assert _denied(partial(worker.receive_message, QueueUrl=ingest_queue))
         consumer = _client_as("sqs", moto_endpoint, deployed_roles["SqsFunction"])
         consumer.receive_message(QueueUrl=work_queue)
         consumer.get_queue_attributes(QueueUrl=work_queue, AttributeNames=["All"])

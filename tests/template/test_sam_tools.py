@@ -48,7 +48,7 @@ CHECKOV_LAMBDA_CHECKS = [
     "CKV_AWS_116",  # dead-letter queue
     "CKV_AWS_364",  # service permissions limited by SourceArn or SourceAccount
 ]
-FUNCTIONS = ("S3Function", "SnsFunction", "SqsFunction", "ApiFunction")
+FUNCTIONS = ("S3Function", "SnsFunction", "SqsFunction", "ChunkFunction", "ApiFunction")
 ROLES = tuple(f"{function}Role" for function in FUNCTIONS)
 # The documented suppressions (Metadata.checkov.skip in sam/template.yaml), and nothing else.
 EXPECTED_SKIPS = {("CKV_AWS_116", f"AWS::Lambda::Function.{function}") for function in FUNCTIONS}
@@ -105,23 +105,34 @@ def test_transform_turns_the_triggers_into_the_expected_resources(
         transformed_template: dict[str, Any]) -> None:
     resources = transformed_template["Resources"]
     bucket = resources["InputBucket"]["Properties"]["NotificationConfiguration"]
-    (notification,) = bucket["LambdaConfigurations"]
+    # S3 -> IngestQueue -> S3Function: no Lambda notification, no permission for S3
+    assert set(bucket) == {"QueueConfigurations"}
+    (notification,) = bucket["QueueConfigurations"]
+    assert notification["Queue"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
+    assert not [r for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"
+                and r["Properties"]["Principal"] == "s3.amazonaws.com"]
     # every trigger invokes the published "live" alias (SnapStart applies to versions only)
-    assert notification["Function"] == {"Ref": "S3FunctionAliaslive"}
     (subscription,) = [r["Properties"] for r in resources.values()
                        if r["Type"] == "AWS::SNS::Subscription"]
     assert subscription["Endpoint"] == {"Ref": "SnsFunctionAliaslive"}
-    for function in ("S3Function", "SnsFunction", "SqsFunction", "ApiFunction"):
+    for function in FUNCTIONS:
         alias = resources[f"{function}Aliaslive"]
         assert alias["Type"] == "AWS::Lambda::Alias"
         assert resources[function]["Properties"]["SnapStart"] == {"ApplyOn": {
             "Fn::If": ["SnapStartOn", "PublishedVersions", "None"]}}
     assert notification["Filter"]["S3Key"]["Rules"] == [
         {"Name": "prefix", "Value": {"Ref": "InputPrefix"}}]
-    mappings = [r["Properties"] for r in resources.values()
-                if r["Type"] == "AWS::Lambda::EventSourceMapping"]
-    assert [m["FunctionResponseTypes"] for m in mappings] == [["ReportBatchItemFailures"]]
-    assert [m["FunctionName"] for m in mappings] == [{"Ref": "SqsFunctionAliaslive"}]
+    mappings = {m["EventSourceArn"]["Fn::GetAtt"][0]: m for m in (
+        r["Properties"] for r in resources.values()
+        if r["Type"] == "AWS::Lambda::EventSourceMapping")}
+    assert {queue: m["FunctionName"] for queue, m in mappings.items()} == {
+        "IngestQueue": {"Ref": "S3FunctionAliaslive"},
+        "ChunkQueue": {"Ref": "ChunkFunctionAliaslive"},
+        "WorkQueue": {"Ref": "SqsFunctionAliaslive"}}
+    assert all(m["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+               for m in mappings.values())
+    assert mappings["ChunkQueue"]["ScalingConfig"] == {
+        "MaximumConcurrency": {"Ref": "ChunkMaxConcurrency"}}
     stages = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::ApiGateway::Stage"]
     (stage,) = stages
     assert stage["MethodSettings"][0]["ThrottlingRateLimit"] == {"Ref": "ApiThrottlingRateLimit"}
@@ -196,7 +207,7 @@ def test_checkov_iam_and_lambda_checks_pass_with_only_the_documented_suppression
 
 def test_checkov_needs_only_the_dlq_suppressions_and_does_catch_a_widened_role(
         checkov_results: dict[str, dict[str, Any]]) -> None:
-    # Without Metadata.checkov.skip, the DLQ check fails on the four functions and nothing
+    # Without Metadata.checkov.skip, the DLQ check fails on the five functions and nothing
     # else fails: CKV_AWS_111 accepts the X-Ray "*" (those actions have no resource-level
     # permissions), so the template carries no IAM suppression at all.
     unsuppressed = checkov_results["control-unsuppressed.json"]
