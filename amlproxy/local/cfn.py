@@ -23,38 +23,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml  # type: ignore[import-untyped,unused-ignore]  # PyYAML comes with moto[server]
-
 _NO_VALUE = object()
 _SUB_VARIABLE = re.compile(r"\$\{([^}]+)\}")
-
-
-class _CfnLoader(yaml.SafeLoader):  # type: ignore[misc,unused-ignore]
-    """PyYAML loader that understands CloudFormation's short intrinsic-function tags."""
-
-
-def _tag_constructor(tag: str) -> Any:
-    key = "Ref" if tag == "Ref" else "Condition" if tag == "Condition" else f"Fn::{tag}"
-
-    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
-        value: Any
-        if isinstance(node, yaml.ScalarNode):
-            value = loader.construct_scalar(node)
-            if tag == "GetAtt":
-                value = value.split(".", 1)
-        elif isinstance(node, yaml.SequenceNode):
-            value = loader.construct_sequence(node, deep=True)
-        else:
-            value = loader.construct_mapping(node, deep=True)
-        return {key: value}
-
-    return construct
-
-
-for _tag in ("Ref", "Condition", "Sub", "GetAtt", "If", "Equals", "Not", "And", "Or",
-             "Join", "Select", "Split", "Base64", "GetAZs", "ImportValue", "FindInMap",
-             "Contains"):
-    _CfnLoader.add_constructor(f"!{_tag}", _tag_constructor(_tag))
 
 
 def load_template(path: Path) -> dict[str, Any]:
@@ -63,7 +33,9 @@ def load_template(path: Path) -> dict[str, Any]:
     if path.suffix == ".json":
         loaded: dict[str, Any] = json.loads(text)
     else:
-        loaded = yaml.load(text, Loader=_CfnLoader)
+        from amlproxy.local.cfn_yaml import load_yaml  # PyYAML only when a YAML file is read
+
+        loaded = load_yaml(text)
     return loaded
 
 
