@@ -218,6 +218,8 @@ def test_tracer_choice(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_xray_subsegments_reach_the_daemon() -> None:
     """A real X-Ray recorder in a Lambda-like process sends its subsegments over UDP to a
     'daemon' socket of this test."""
+    pytest.importorskip("aws_xray_sdk", reason="the xray extra is not installed "
+                        "(make test-lowest installs the test extra only)")
     daemon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     daemon.bind(("127.0.0.1", 0))
     daemon.settimeout(20)
