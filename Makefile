@@ -47,7 +47,7 @@ test: $(VENV)/.dev
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 test-slow: $(VENV)/.dev
-	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m slow --durations=15 $(PYTEST_ARGS)
 
 test-all: $(VENV)/.dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

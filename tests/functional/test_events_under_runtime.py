@@ -50,7 +50,9 @@ pytestmark = pytest.mark.skipif(not awslambdaric_available(), reason="awslambdar
 BUCKET = "amlproxy-routing-runtime"
 TABLE = "amlproxy-routing-runtime-results"
 FUNCTIONS = {"S3": "amlproxy.triggers.s3.handler", "SNS": "amlproxy.triggers.sns.handler",
-             "SQS": "amlproxy.triggers.sqs.handler", "API": "amlproxy.triggers.api.handler"}
+             "SQS": "amlproxy.triggers.sqs.handler", "API": "amlproxy.triggers.api.handler",
+             "chunk": "amlproxy.triggers.chunks.handler"}
+CHUNK_TABLE = "amlproxy-routing-runtime-chunks"  # (not created: nothing may read it)
 LOG_MODES = [("Text", "stdout"),
              pytest.param(("Text", "telemetry"), marks=pytest.mark.slow),
              pytest.param(("JSON", "stdout"), marks=pytest.mark.slow),
@@ -62,7 +64,7 @@ def service(request: pytest.FixtureRequest, moto_server: str) -> Iterator[Lambda
     log_format, output = request.param
     environment = {"AMLPROXY_BACKEND": "local", "AMLPROXY_AWS_ENDPOINT_URL": moto_server,
                    "AMLPROXY_DYNAMODB_TABLE": TABLE, "AMLPROXY_OUTPUT_BUCKET": BUCKET,
-                   "AMLPROXY_REGION": "us-east-1"}
+                   "AMLPROXY_REGION": "us-east-1", "AMLPROXY_CHUNK_TABLE": CHUNK_TABLE}
     specs = [FunctionSpec(name, handler, timeout_s=30, environment=environment)
              for name, handler in FUNCTIONS.items()]
     running = LambdaService(specs, ServiceSettings(workers=WorkerSettings(
@@ -111,7 +113,7 @@ def test_every_foreign_kind_and_non_event_is_an_unsupported_event_error(
 
     wrong = {label: result for label, result in results.items() if result != "refused"}
     assert wrong == {}, f"{len(wrong)} of {len(results)} not refused"
-    assert len(results) == 69 - len(OWN[name]) + len(NOT_EVENTS)
+    assert len(results) == len(event_names()) - len(OWN[name]) + len(NOT_EVENTS)
     assert items(stack["ddb"]) == {}  # nothing written, under no key
     assert stack["s3"].list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0
 
@@ -141,15 +143,22 @@ def test_the_s3_function_scores_its_own_kinds(service: LambdaService, stack: dic
     body = ("\n".join(",".join(r.values()) for r in RECORDS) + "\n").encode()
     put = stack["s3"].put_object(Bucket=BUCKET, Key="input/my rows.csv", Body=body)
     event = load_event(kind)
-    record = event["Records"][0]
+    queued = kind == "sqs_s3_notification"  # S3 -> SQS -> the S3 function
+    notification = json.loads(event["Records"][0]["body"]) if queued else event
+    record = notification["Records"][0]
     record["s3"]["bucket"]["name"] = BUCKET
     record["s3"]["object"]["key"] = "input/my+rows.csv"  # as S3 encodes a space
     record["s3"]["object"]["eTag"] = put["ETag"].strip('"')
+    if queued:
+        event["Records"][0]["body"] = json.dumps(notification)
 
     outcome = service.invoke("S3", event)
 
     assert outcome.kind == "ok", outcome.payload
-    assert outcome.json()["records"] == {"total": 2, "ok": 2, "rejected": 0, "failed": 0}
+    if queued:
+        assert outcome.json() == {"batchItemFailures": []}
+    else:
+        assert outcome.json()["records"] == {"total": 2, "ok": 2, "rejected": 0, "failed": 0}
     source = f"s3://{BUCKET}/input/my rows.csv"
     labels = expected_labels()
     assert items(stack["ddb"]) == {(source, 1): labels[0], (source, 2): labels[1]}
