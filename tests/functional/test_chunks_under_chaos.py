@@ -173,9 +173,15 @@ def _check_run(stack: LocalDeployment, census: Census, seed: int,
     started = time.monotonic()
     s3.put_object(Bucket="amlproxy-input", Key="input/census chaos.csv", Body=census.body)
     done: list[dict[str, Any]] = []
+    shown = started
     while not done and time.monotonic() - started < wait_s:
         time.sleep(0.5)
-        done = [o for o in stack.objects() if o["status"] == "assembled"]
+        objects = stack.objects()
+        done = [o for o in objects if o["status"] == "assembled"]
+        if time.monotonic() - shown > 30:  # (seen with -s: how far a long run is)
+            shown = time.monotonic()
+            print(f"seed {seed} at {shown - started:.0f} s:",
+                  [(o["done"], o["chunks"]) for o in objects])
     elapsed = time.monotonic() - started
     assert done, f"seed {seed}: not assembled after {wait_s:.0f} s: {stack.status()}"
     (obj,) = done
@@ -249,6 +255,7 @@ def _slow_seeds() -> list[int]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(60 + 900 * len(_slow_seeds()))
 def test_the_issues_500000_row_file_is_scored_exactly_once_under_chaos_over_seeds(
         local_deployment: Callable[..., LocalDeployment]) -> None:
     census = census_file(500_000)
