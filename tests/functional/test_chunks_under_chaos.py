@@ -23,7 +23,9 @@ Default run (``make test``): 3 seeds of 12,000 lines in chunks of 100,000 bytes 
 chunks, 4 workers), one stack after the other. Slow suite: the issue's 500,000 lines
 in chunks of 250,000 bytes (245 chunks, 4 workers; chunks of 1 MB, about 8,200 rows, did
 not finish within the 10 s timeout on 2 busy cores), over ``AMLPROXY_CHAOS_SEEDS`` seeds
-(default 2, one stack after the other; the issue asks for 20).
+(default 1, one stack after the other; the issue asks for 20). Measured on 2 busy cores
+(2026-12-02): about 0.1 chunk/s, 51 of 246 chunks in 520 s, so a seed takes about 40
+minutes (moto's server is the busiest process, at ~85% of a core); not yet run to the end.
 """
 
 from __future__ import annotations
@@ -248,19 +250,19 @@ def test_a_census_file_in_chunks_is_scored_exactly_once_under_chaos(
 
 
 def _slow_seeds() -> list[int]:
-    count = int(os.environ.get("AMLPROXY_CHAOS_SEEDS", "2"))
+    count = int(os.environ.get("AMLPROXY_CHAOS_SEEDS", "1"))
     return list(range(100, 100 + count))
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(60 + 900 * len(_slow_seeds()))
+@pytest.mark.timeout(60 + 3600 * len(_slow_seeds()))
 def test_the_issues_500000_row_file_is_scored_exactly_once_under_chaos_over_seeds(
         local_deployment: Callable[..., LocalDeployment]) -> None:
     census = census_file(500_000)
     results = []
     for seed in _slow_seeds():
         results.append(score_under_chaos(local_deployment, census, seed,
-                                         chunk_bytes=250_000, wait_s=900))
+                                         chunk_bytes=250_000, wait_s=3600))
         _report(results[-1])
     assert sum(r["kills"]["S3Function"] for r in results) + sum(
         r["kills"]["ChunkFunction"] for r in results) > 0
