@@ -38,6 +38,8 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "coldstart": ([], ["--repeat", "2"]),
     "memory": ([], ["--large", "100000"]),
     "package_size": ([], []),
+    # the local stack's chunk flow with 1, 2, 4, 8 workers: about 25 min in full
+    "chunks_scaleout": ([], ["--rows", "20000", "--aml-rows", "2000", "--workers", "1", "2"]),
 }
 
 
