@@ -250,12 +250,15 @@ def test_a_census_file_in_chunks_is_scored_exactly_once_under_chaos(
 
 
 def _slow_seeds() -> list[int]:
-    count = int(os.environ.get("AMLPROXY_CHAOS_SEEDS", "1"))
+    count = int(os.environ.get("AMLPROXY_CHAOS_SEEDS", "0"))
     return list(range(100, 100 + count))
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(60 + 3600 * len(_slow_seeds()))
+@pytest.mark.skipif(not _slow_seeds(), reason="opt-in: one seed of the 500,000-row file takes "
+                    "~40 min on 2 cores (moto serves the chunks' ranged reads), beyond CI's "
+                    "budget; AMLPROXY_CHAOS_SEEDS=N runs N seeds")
 def test_the_issues_500000_row_file_is_scored_exactly_once_under_chaos_over_seeds(
         local_deployment: Callable[..., LocalDeployment]) -> None:
     census = census_file(500_000)
