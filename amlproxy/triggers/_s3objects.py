@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from amlproxy.chunks.messages import REJECTS_SUFFIX, RESULTS_SUFFIX, ObjectVersion
 from amlproxy.core.ports import Sink
@@ -53,9 +52,9 @@ class ObjectRef:
 
     @property
     def source(self) -> str:
-        """The source id of its records: ``s3://bucket/key`` (``?versionId=...``)."""
-        base = f"s3://{self.bucket}/{self.key}"
-        return f"{base}?versionId={quote(self.version_id, safe='')}" if self.version_id else base
+        """The source id of its records: ``s3://bucket/key`` (``?versionId=...``), as the
+        chunk room names the same object (:attr:`ObjectVersion.source`)."""
+        return ObjectVersion(self.bucket, self.key, self.version_id).source
 
 
 def skip_reason(runtime: Runtime, ref: ObjectRef, *, require_input_prefix: bool) -> str | None:
