@@ -19,8 +19,9 @@ faithful only while no invocation outlives it (else a message would come back wh
 first receive is still running, which the real 60 s would not do), so every test checks
 that no message was dispatched again before its previous dispatch ended.
 
-Default run (``make test``): 3 seeds of 12,000 lines in chunks of 100,000 bytes (15
-chunks, 4 workers), one stack after the other. Slow suite: the issue's 500,000 lines
+Default run (``make test``): 2 seeds of 12,000 lines in chunks of 100,000 bytes (15
+chunks, 4 workers), one stack after the other (about 100 s each on 2 cores); 2 more seeds
+of it in the slow suite. Slow suite: the issue's 500,000 lines
 in chunks of 250,000 bytes (245 chunks, 4 workers; chunks of 1 MB, about 8,200 rows, did
 not finish within the 10 s timeout on 2 busy cores), over ``AMLPROXY_CHAOS_SEEDS`` seeds
 (default 1, one stack after the other; the issue asks for 20). Measured on 2 busy cores
@@ -57,7 +58,8 @@ MAX_RECEIVES = 9  # the template's ChunkMaxReceiveCount default
 # The first seed's chaos plan kills the planner's first two invocations (so it kills the
 # planning of the object, whatever order its two messages come in: the s3:TestEvent and
 # the object's notification); then two more.
-DEFAULT_SEEDS = (84, 1, 2)
+DEFAULT_SEEDS = (84, 2)
+SLOW_SEEDS = (1, 3)  # the same run in the slow suite (make test stays under its budget)
 
 
 @dataclass
@@ -95,6 +97,7 @@ class Dispatches:
 
     def __init__(self, source: SqsEventSource) -> None:
         self.seen: list[tuple[str, int, float, float]] = []
+        self.indexes: dict[str, int] = {}
         self._lock = threading.Lock()
         inner = source.dispatch
 
@@ -107,6 +110,10 @@ class Dispatches:
                 with self._lock:
                     self.seen += [(m["MessageId"], int(m["Attributes"]["ApproximateReceiveCount"]),
                                    started, ended) for m in messages]
+                    for m in messages:
+                        index = _chunk_index(m.get("Body", ""))
+                        if index is not None:
+                            self.indexes[m["MessageId"]] = index
 
         source.dispatch = dispatch  # type: ignore[method-assign]
 
@@ -116,6 +123,10 @@ class Dispatches:
         for message, count, _, _ in self.seen:
             most[message] = max(most.get(message, 0), count)
         return most
+
+    def chunk_indexes(self) -> dict[str, int]:
+        """The chunk index in each message received (chunk messages only)."""
+        return dict(self.indexes)
 
     def longest_s(self) -> float:
         return max((end - start for _, _, start, end in self.seen), default=0.0)
@@ -128,6 +139,15 @@ class Dispatches:
         return [m for m, spans in by_message.items()
                 if any(b[0] < a[1] for a, b in zip(sorted(spans), sorted(spans)[1:],
                                                     strict=False))]
+
+
+def _chunk_index(body: str) -> int | None:
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return None
+    index = doc.get("index") if isinstance(doc, dict) else None
+    return index if isinstance(index, int) else None
 
 
 def _visibility_s() -> int | None:
@@ -145,6 +165,19 @@ def _drain(sqs: Any, url: str) -> int:
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
         "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
     return sum(int(v) for v in attributes.values())
+
+
+def _settle(sqs: Any, s3: Any, queues: dict[str, str], wait_s: float) -> dict[str, int]:
+    """Waits up to ``wait_s`` until the ingest and chunk queues hold no message and no
+    chunk object is left; what is left at the end."""
+    ends = time.monotonic() + wait_s
+    while True:
+        left = {"queued": sum(_drain(sqs, queues[q]) for q in ("IngestQueue", "ChunkQueue")),
+                "chunk objects": s3.list_objects_v2(Bucket="amlproxy-input",
+                                                    Prefix="chunks/")["KeyCount"]}
+        if not any(left.values()) or time.monotonic() > ends:
+            return left
+        time.sleep(0.5)
 
 
 def score_under_chaos(start: Callable[..., LocalDeployment], census: Census, seed: int, *,
@@ -203,10 +236,20 @@ def _check_run(stack: LocalDeployment, census: Census, seed: int,
     for name, spy in spies.items():
         assert not spy.overlaps(), f"{name}: redelivered in flight (visibility {visibility})"
         assert max(spy.receives().values()) <= MAX_RECEIVES, name
-    assert len(spies["ChunkFunction"].receives()) == obj["chunks"]
+    # every chunk was received; a message more than one per chunk only when a killed
+    # planner's redelivery sent its chunk messages again
+    indexes = spies["ChunkFunction"].chunk_indexes()
+    assert sorted(set(indexes.values())) == list(range(obj["chunks"]))
+    planner_runs = stack.service.pool("S3Function").stats.invocations
+    assert len(indexes) == obj["chunks"] or planner_runs > 2, indexes
+    # The item is marked assembled before the chunk objects are deleted: an assembler
+    # killed in between leaves them to its message's redelivery (after the visibility
+    # timeout), which finds the item assembled and deletes them. So the stack is left to
+    # settle: both queues drained, then no chunk object left.
+    left = _settle(sqs, s3, queues, (visibility or 6 * TIMEOUT_S) * 2 + 3 * TIMEOUT_S)
+    assert left == {"queued": 0, "chunk objects": 0}, f"seed {seed}: not settled: {left}"
     for queue in ("IngestDeadLetterQueue", "ChunkDeadLetterQueue"):
         assert _drain(sqs, queues[queue]) == 0, queue
-    assert s3.list_objects_v2(Bucket="amlproxy-input", Prefix="chunks/")["KeyCount"] == 0
     kills = {}
     for name in ("S3Function", "ChunkFunction"):
         stats = stack.service.pool(name).stats
@@ -238,7 +281,8 @@ def test_the_default_seeds_kill_the_planner() -> None:
     assert Chaos(CHAOS, DEFAULT_SEEDS[0]).decide("S3Function", 1, 1.0) is not None
 
 
-@pytest.mark.parametrize("seed", DEFAULT_SEEDS)
+@pytest.mark.parametrize("seed", [*DEFAULT_SEEDS, *(pytest.param(s, marks=pytest.mark.slow)
+                                                    for s in SLOW_SEEDS)])
 def test_a_census_file_in_chunks_is_scored_exactly_once_under_chaos(
         local_deployment: Callable[..., LocalDeployment], seed: int) -> None:
     result = score_under_chaos(local_deployment, census_file(12_000), seed,
