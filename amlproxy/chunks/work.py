@@ -140,7 +140,8 @@ class ChunkWorker:
         header = message.header if message.index > 0 else None
         try:
             rows = read_records(body, self.pipeline.schema, format=message.format,
-                                first_line=message.first_line, header_line=header)
+                                first_line=message.first_line, header_line=header,
+                                first_offset=message.start)
             report = self.pipeline.run(rows, source=obj.source, sinks=self._sinks(message,
                                                                                    target))
         finally:

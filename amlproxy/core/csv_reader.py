@@ -35,12 +35,15 @@ def read_csv(
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
     first_line: int = 1,
     header_line: str | None = None,
+    first_offset: int = 0,
 ) -> Iterator[SourceRow]:
     """CSV records as SourceRows; see the module docstring for the rules (and
-    :func:`amlproxy.core.readers.read_records` for ``first_line`` and ``header_line``)."""
+    :func:`amlproxy.core.readers.read_records` for ``first_line``, ``header_line`` and
+    ``first_offset``)."""
     if csv.field_size_limit() < max_record_bytes:
         csv.field_size_limit(max_record_bytes)
-    lines = LineReader(stream, max_record_bytes, pause=True, first_line=first_line)
+    lines = LineReader(stream, max_record_bytes, pause=True, first_line=first_line,
+                       first_offset=first_offset)
     shape = _CsvShape(schema, header)
     if header_line is not None:
         shape.take_header(header_line)

@@ -45,18 +45,19 @@ class LineReader:
     progress (:class:`BadRecord`). With ``pause=True`` the iteration stops at the end of a
     block when no record is in progress, so that the caller may take the next block whole
     with :meth:`clean_lines`; ``exhausted`` then tells the end of the stream from a pause.
-    ``first_line`` numbers the stream's first line (a byte range of a larger object).
+    ``first_line`` numbers the stream's first line and ``first_offset`` is its byte offset
+    (a byte range of a larger object); a BOM is skipped only at offset 0.
     """
 
     def __init__(self, stream: SupportsReadBytes, max_record_bytes: int, *,
-                 pause: bool = False, first_line: int = 1) -> None:
+                 pause: bool = False, first_line: int = 1, first_offset: int = 0) -> None:
         if max_record_bytes < 1:
             raise ValueError("max_record_bytes must be positive")
         if first_line < 1:
             raise ValueError("first_line must be positive")
         self.max_bytes = max_record_bytes
         self.number = first_line - 1  # physical number of the last line handed out
-        self.offset = 0  # byte offset of the next line in the stream
+        self.offset = first_offset  # byte offset of the next line in the object
         self.start = 0  # where the record in progress starts
         self.size = 0  # bytes of the record in progress
         self.parts: list[str] = []
@@ -197,8 +198,7 @@ class LineReader:
             chunk = stream.read(CHUNK_SIZE)
             if not chunk:
                 break
-            if first:
-                first = False
+            if first and not self.offset:  # (a range after the object's start has no BOM)
                 while len(chunk) < len(_BOM):  # a stream may hand out the BOM piecemeal
                     more = stream.read(CHUNK_SIZE)
                     if not more:
@@ -207,6 +207,7 @@ class LineReader:
                 if chunk.startswith(_BOM):
                     chunk = chunk[len(_BOM) :]
                     self.offset = len(_BOM)
+            first = False
             cut = chunk.rfind(b"\n") + 1
             if cut:
                 yield rest + chunk[:cut] if rest else chunk[:cut]

@@ -81,19 +81,23 @@ def read_records(
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
     first_line: int = 1,
     header_line: str | None = None,
+    first_offset: int = 0,
 ) -> Iterator[SourceRow]:
     """The records of ``stream`` in ``format`` ("csv" or "jsonl"); ``header`` is CSV only.
 
-    ``first_line`` is the number of the stream's first physical line (a byte range of a
-    larger object starts there); ``header_line`` (CSV) is the header of that object when
-    the range does not hold it: its columns name the fields, and no line is taken as one.
+    ``first_line`` and ``first_offset`` are the number and the byte offset of the stream's
+    first physical line (a byte range of a larger object starts there: rejects then name
+    lines and offsets of the object, and a BOM is skipped only at offset 0);
+    ``header_line`` (CSV) is the header of that object when the range does not hold it: its
+    columns name the fields, and no line is taken as one.
     """
     if format == "csv":
         return read_csv(stream, schema, header=header, max_record_bytes=max_record_bytes,
-                        first_line=first_line, header_line=header_line)
+                        first_line=first_line, header_line=header_line,
+                        first_offset=first_offset)
     if format == "jsonl":
         return read_jsonl(stream, schema, max_record_bytes=max_record_bytes,
-                          first_line=first_line)
+                          first_line=first_line, first_offset=first_offset)
     raise InputError(f"unknown record format {format!r} (expected 'csv' or 'jsonl')")
 
 
@@ -103,9 +107,11 @@ def read_jsonl(
     *,
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
     first_line: int = 1,
+    first_offset: int = 0,
 ) -> Iterator[SourceRow]:
     """JSON Lines records as SourceRows; see the module docstring for the rules."""
-    lines = LineReader(stream, max_record_bytes, first_line=first_line)
+    lines = LineReader(stream, max_record_bytes, first_line=first_line,
+                       first_offset=first_offset)
     loads = orjson.loads
     for text in lines:
         if lines.skipped:
