@@ -40,7 +40,10 @@ from amlproxy.sinks._aws import aws_policy
 
 COUNTS = ("total", "ok", "rejected", "failed")
 PLANNED, ASSEMBLED = "planned", "assembled"
-DEFAULT_TTL_S = 7 * 86400
+# A plan item outlives its chunk messages: ChunkDeadLetterQueue keeps a chunk 14 days (from
+# its first enqueue, which a move to the DLQ keeps), and a chunk redriven on the last day
+# must still find its plan, as its chunk objects are kept 14 days (the ExpireChunks rule).
+DEFAULT_TTL_S = 15 * 86400
 
 
 class DynamoDbPort(Protocol):

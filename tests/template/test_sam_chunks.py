@@ -208,6 +208,31 @@ def test_the_chunk_table_and_the_completion_topic(sam_template: dict[str, Any]) 
     assert "/aws/lambda/${AWS::StackName}/chunks" in groups
 
 
+def test_a_plan_outlives_every_chunk_message_and_chunk_object(
+        sam_template: dict[str, Any]) -> None:
+    """A chunk redriven from its dead-letter queue on the last day of its retention still
+    finds its plan item (else it is dropped and the object is never assembled)."""
+    from amlproxy.chunks.store import DEFAULT_TTL_S
+
+    resources = sam_template["Resources"]
+    retention = max(int(resources[q]["Properties"]["MessageRetentionPeriod"])
+                    for q in ("ChunkQueue", "ChunkDeadLetterQueue"))
+    buckets = [resources[b]["Properties"]["LifecycleConfiguration"] for b in
+               ("InputBucket", "OutputBucket")]
+    rules = [rule for config in buckets for rule in _if_rules(config)
+             if rule["Id"] == "ExpireChunks"]
+    assert len(rules) == 2 and {r["ExpirationInDays"] for r in rules} == {14}
+    assert DEFAULT_TTL_S > retention and DEFAULT_TTL_S >= 14 * 86400
+
+
+def _if_rules(config: Any) -> list[dict[str, Any]]:
+    """The lifecycle rules of a bucket, through a Fn::If if there is one."""
+    if isinstance(config, dict) and "Fn::If" in config:
+        return [r for branch in config["Fn::If"][1:] if isinstance(branch, dict)
+                for r in branch.get("Rules", [])]
+    return list(config.get("Rules", []))
+
+
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_the_planner_and_the_workers_get_the_chunk_settings(
         sam_template: dict[str, Any], resolver_for: ResolverFor, scenario: str) -> None:
