@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 
 from amlproxy.core.outcome import Outcome, Status, StatusFilter, parse_statuses
-from amlproxy.core.retry import Deadline, RetryPolicy, explain
+from amlproxy.core.retry import Deadline, RetryPolicy, explain, stopped_by_deadline
 from amlproxy.core.writers import reject_row, result_row
 from amlproxy.errors import ConfigurationError, RetriesExhaustedError, SinkError, SinkWriteError
 from amlproxy.sinks._https import Answer, post
@@ -106,6 +106,7 @@ class CallbackSink:
         self.retry_policy = (retry_policy or RetryPolicy()).with_retryable(_retryable)
         self.count = 0  # rows delivered
         self.deliveries = 0  # messages delivered
+        self._window_is_the_invocations = False  # the last delivery's bound was the deadline
         self._context = ssl_context or ssl.create_default_context()
         self._clock = clock
         self._trace_headers = trace_headers
@@ -123,7 +124,11 @@ class CallbackSink:
                 reason = explain(exc)
                 if isinstance(exc, _AttemptFailed) and not exc.retryable:
                     reason += " (not retried)"
-                raise SinkWriteError(self.name, reason, unsent, written=start) from exc
+                # the policy stopped at the invocation's deadline (not at timeout_s, the
+                # delivery's own bound): an interruption, which the redo delivers again
+                cut = stopped_by_deadline(exc) and self._window_is_the_invocations
+                raise SinkWriteError(self.name, reason, unsent, written=start,
+                                     deadline=cut) from exc
             self.count += len(batch)
             self.deliveries += 1
 
@@ -148,7 +153,9 @@ class CallbackSink:
 
     def _deliver(self, msg_id: str, body: bytes) -> None:
         """Delivers one message under the policy, within ``timeout_s`` and the deadline."""
-        window = self.retry_policy.deadline.capped(self.timeout_s)
+        invocation = self.retry_policy.deadline
+        window = invocation.capped(self.timeout_s)
+        self._window_is_the_invocations = invocation.at is not None and window.at == invocation.at
         self.retry_policy.run(lambda: self._attempt(msg_id, body, window), deadline=window)
 
     def _headers(self, msg_id: str, body: bytes) -> list[tuple[str, str]]:

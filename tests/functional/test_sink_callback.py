@@ -409,6 +409,7 @@ def test_nothing_is_sent_once_the_deadline_has_passed(receiver: Receiver, pki: P
         sink.write([ok(1), ok(2)])
     assert receiver.requests == []
     assert caught.value.keys == (f"{SOURCE}#1", f"{SOURCE}#2") and caught.value.written == 0
+    assert caught.value.deadline
 
 
 def test_the_delivery_stops_at_the_invocation_deadline(receiver: Receiver, pki: Pki) -> None:
@@ -418,10 +419,13 @@ def test_the_delivery_stops_at_the_invocation_deadline(receiver: Receiver, pki: 
     deadline.set_remaining(0.5)
     sink = sink_for(receiver, pki, retry_policy=quick_policy(deadline=deadline))
     started = time.monotonic()
-    with pytest.raises(SinkWriteError, match="deadline"):
+    with pytest.raises(SinkWriteError, match="deadline") as caught:
         sink.write([ok(1)])
     assert time.monotonic() - started < 1.5
     assert len(receiver.requests) == 1
+    # cut by the invocation's deadline: an interruption (the redo delivers it again under
+    # the same message id), not a failed row
+    assert caught.value.deadline and caught.value.keys == (f"{SOURCE}#1",)
 
 
 @pytest.mark.parametrize("status", [400, 401, 404, 410, 413])
@@ -630,3 +634,4 @@ def test_timeout_bounds_the_whole_delivery_not_each_read(pki: Pki) -> None:
         elapsed = time.monotonic() - started
     assert elapsed < 3.0, f"a delivery with timeout_s=2 took {elapsed:.1f} s"
     assert caught.value.keys == (f"{SOURCE}#1",)
+    assert not caught.value.deadline  # its own timeout, not the invocation's: it failed

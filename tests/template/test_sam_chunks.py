@@ -222,7 +222,7 @@ def test_a_plan_outlives_every_chunk_message_and_chunk_object(
     rules = [rule for config in buckets for rule in _if_rules(config)
              if rule["Id"] == "ExpireChunks"]
     assert len(rules) == 2 and {r["ExpirationInDays"] for r in rules} == {14}
-    assert DEFAULT_TTL_S > retention and DEFAULT_TTL_S >= 14 * 86400
+    assert retention < DEFAULT_TTL_S and DEFAULT_TTL_S >= 14 * 86400
 
 
 def _if_rules(config: Any) -> list[dict[str, Any]]:
