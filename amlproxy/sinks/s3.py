@@ -31,9 +31,9 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from amlproxy.core.outcome import Outcome
-from amlproxy.core.retry import Deadline, RetryPolicy, explain
+from amlproxy.core.retry import Deadline, RetryPolicy, explain, stopped_by_deadline
 from amlproxy.core.writers import RejectWriter, ResultWriter
-from amlproxy.errors import ConfigurationError, RetriesExhaustedError, SinkError
+from amlproxy.errors import ConfigurationError, RetriesExhaustedError, SinkError, SinkWriteError
 from amlproxy.sinks._aws import aws_policy, one_attempt_config
 
 if TYPE_CHECKING:
@@ -150,7 +150,15 @@ class S3Sink:
         writer = self._writer or self._open()
         self.count += writer.write(outcomes)
         if self._buffer.tell() >= self.part_size:
-            self._upload_part(during_run=True)
+            try:
+                self._upload_part(during_run=True)
+            except SinkError as exc:
+                if exc.__cause__ is None or not stopped_by_deadline(exc.__cause__):
+                    raise
+                # the invocation's deadline stopped the run's upload (aborted: nothing is
+                # published): an interruption, which the retry redoes, not failed rows
+                raise SinkWriteError(self.name, str(exc), [o.key for o in outcomes],
+                                     deadline=True) from exc
 
     def close(self) -> None:
         """Commits the object: one PutObject, or the last part and CompleteMultipartUpload."""

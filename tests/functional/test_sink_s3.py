@@ -14,7 +14,8 @@ import pytest
 from amlproxy.core.outcome import Outcome, Status
 from amlproxy.core.ports import Sink
 from amlproxy.core.prediction import Prediction
-from amlproxy.errors import ConfigurationError, FieldError, SinkError
+from amlproxy.core.retry import Deadline, RetryPolicy
+from amlproxy.errors import ConfigurationError, FieldError, SinkError, SinkWriteError
 from amlproxy.sinks.s3 import MIN_PART_SIZE, S3Sink, output_key
 
 BUCKET = "out-bucket"
@@ -178,6 +179,29 @@ def test_a_failed_part_aborts_the_upload(s3_client: Any, bucket: str) -> None:
     with pytest.raises(SinkError, match="already failed"):
         sink.write([ok(1)])  # the rows before the failure are gone: no silent half object
     sink.abort()  # what the pipeline does next
+    assert keys_in(s3_client) == [] and uploads_in_progress(s3_client) == []
+
+
+def test_a_part_the_deadline_stops_is_an_interruption_not_a_failure(
+    s3_client: Any, bucket: str
+) -> None:
+    """The invocation's deadline comes before a part of a run goes up: the sink stops with
+    SinkWriteError(deadline=True), so the pipeline counts the run interrupted (redone by
+    the retry), not its rows failed; the upload is aborted, nothing is published."""
+    now = [0.0]
+    deadline = Deadline(clock=lambda: now[0])
+    deadline.set_remaining(5.0)
+    sink = S3Sink(bucket, "big.jsonl", client=s3_client, part_size=MIN_PART_SIZE,
+                  include_record=True, retry_policy=RetryPolicy(deadline=deadline))
+    chunks = outcomes(30_000)
+    sink.write(next(chunks))
+    now[0] = 6.0  # the deadline has passed
+    with pytest.raises(SinkWriteError) as caught:
+        for chunk in chunks:
+            sink.write(chunk)
+    assert caught.value.deadline and "deadline" in str(caught.value)
+    assert caught.value.keys and caught.value.written == 0
+    sink.abort()
     assert keys_in(s3_client) == [] and uploads_in_progress(s3_client) == []
 
 
