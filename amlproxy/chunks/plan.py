@@ -35,14 +35,11 @@ import csv
 from dataclasses import dataclass, field
 from typing import Literal
 
+from amlproxy.chunks.scan import CsvScan, LineScan
 from amlproxy.core.line_reader import DEFAULT_MAX_RECORD_BYTES, SupportsReadBytes
 
 BLOCK_SIZE = 64 * 1024
 _BOM = b"\xef\xbb\xbf"
-_QUOTE = 0x22
-_SPACE = 0x20
-_COMMA, _CR, _LF = 0x2C, 0x0D, 0x0A
-_FIELD_ENDS = (_COMMA, _LF)  # the next byte starts a field
 _HEADER_LIMIT = 1_048_576  # a header longer than this is not looked for further
 
 PlanFormat = Literal["csv", "jsonl"]
@@ -68,7 +65,8 @@ class Plan:
 
 
 class _Cutter:
-    """The state of one pass: where the next cut may go, the header, the lines counted."""
+    """The state of one pass (a :class:`~amlproxy.chunks.scan.Cutter`): where the next cut
+    may go, the header, the lines counted."""
 
     def __init__(self, chunk_bytes: int, *, want_header: bool) -> None:
         self.chunk_bytes = chunk_bytes
@@ -136,8 +134,8 @@ def plan_stream(stream: SupportsReadBytes, *, format: PlanFormat, chunk_bytes: i
     if chunk_bytes < 1 or max_record_bytes < 1:
         raise ValueError("chunk_bytes and max_record_bytes must be positive")
     cutter = _Cutter(chunk_bytes, want_header=header and format == "csv")
-    scan: _CsvScan | _LineScan = (_CsvScan(cutter, max_record_bytes) if format == "csv"
-                                  else _LineScan(cutter))
+    scan: CsvScan | LineScan = (CsvScan(cutter, max_record_bytes) if format == "csv"
+                                  else LineScan(cutter))
     base = 0  # offset of data[0] in the object
     lines_before = 0  # line breaks before data[0]
     carry = b""  # the line in progress (the pieces scanned are whole lines)
@@ -180,7 +178,7 @@ def plan_stream(stream: SupportsReadBytes, *, format: PlanFormat, chunk_bytes: i
     return cutter.plan
 
 
-def _drop_long_line(stream: SupportsReadBytes, scan: _CsvScan | _LineScan, cutter: _Cutter,
+def _drop_long_line(stream: SupportsReadBytes, scan: CsvScan | LineScan, cutter: _Cutter,
                     data: bytes, line: bytes, base: int, lines_before: int, skip: int,
                     block_size: int) -> tuple[int, int, bytes]:
     """Scans ``data`` (whole lines), then reads past the over-long ``line`` that follows it
@@ -203,183 +201,3 @@ def _drop_long_line(stream: SupportsReadBytes, scan: _CsvScan | _LineScan, cutte
         size += len(block)
     scan.drop(base + size, lines_before + ended)
     return base + size, lines_before + ended, rest
-
-
-class _LineScan:
-    """JSON Lines: every line break is a record boundary."""
-
-    def __init__(self, cutter: _Cutter) -> None:
-        self.cutter = cutter
-
-    def feed(self, data: bytes, base: int, lines_before: int, skip: int = 0) -> None:
-        newlines(self.cutter, data, skip, len(data), base, lines_before)
-
-    def drop(self, end: int, lines_before: int) -> None:
-        """An over-long line ends at ``end``."""
-        if self.cutter.wants(end):
-            self.cutter.boundary(end, lines_before, header_ok=False)
-
-
-class _CsvScan:
-    """CSV: the record boundaries of the reader (the module docstring's rules), found one
-    quote or bare CR at a time: a block of plain lines takes a few C scans."""
-
-    def __init__(self, cutter: _Cutter, max_record_bytes: int) -> None:
-        self.cutter = cutter
-        self.limit = max_record_bytes
-        self.quoted = False
-        self.field_start = True  # whether the next byte that is not a blank starts a field
-        self.record_start = 0  # where the record in progress starts (its size is limited)
-
-    def feed(self, data: bytes, base: int, lines_before: int, skip: int = 0) -> None:
-        """Scans ``data``, whole lines (the last one may end the object without a break)
-        at offset ``base``; ``skip``: the BOM's length at the start of the object."""
-        if skip:
-            self.record_start = skip
-        i = skip
-        for start, end in _bad_lines(data, skip, self.limit):
-            if start > i:
-                self._scan(data, i, start, base, lines_before)
-            self.drop(base + end, lines_before + data.count(b"\n", 0, end))
-            i = end
-        if i < len(data):
-            self._scan(data, i, len(data), base, lines_before)
-
-    def drop(self, end: int, lines_before: int) -> None:
-        """A line that the reader drops whole ends at ``end``: the record ends with it."""
-        self.quoted, self.field_start, self.record_start = False, True, end
-        if self.cutter.wants(end):
-            self.cutter.boundary(end, lines_before, header_ok=False)
-
-    def _scan(self, data: bytes, i: int, stop: int, base: int, lines_before: int) -> None:
-        find, cutter = data.find, self.cutter
-        crs = find(b"\r", i, stop) >= 0  # (most blocks have none: no search for one)
-        while i < stop:
-            if self.quoted:
-                i = self._quoted(data, i, stop, base, lines_before)
-                continue
-            q = find(b'"', i, stop)
-            end = stop if q < 0 else q
-            if base + end - self.record_start > self.limit:  # (else no record is too long)
-                first = find(b"\n", i, end)
-                if first >= 0 and base + first + 1 - self.record_start > self.limit:
-                    # a record over lines (quoted newlines) ends here too long: dropped
-                    self.drop(base + first + 1, lines_before + data.count(b"\n", 0, first + 1))
-                    i = first + 1
-                    continue
-            if crs and find(b"\r", i, end) >= 0:
-                bad = _bare_cr(data, i, end)
-                if bad >= 0:  # an error: the record ends with the CR's line
-                    newlines(cutter, data, i, bad, base, lines_before)
-                    i = self._line_end(data, bad, stop, base, lines_before)
-                    continue
-            if end > i:
-                if cutter.want_header or base + end >= cutter.target:
-                    newlines(cutter, data, i, end, base, lines_before)
-                j = end - 1
-                while j >= i and data[j] == _SPACE:
-                    j -= 1
-                if j >= i:
-                    self.field_start = data[j] in _FIELD_ENDS
-                last = data.rfind(b"\n", i, end)
-                if last >= 0:
-                    self.record_start = base + last + 1
-            if q < 0:
-                return
-            self.quoted = self.field_start  # a quote opens a field only at its start
-            self.field_start, i = False, q + 1
-
-    def _quoted(self, data: bytes, i: int, stop: int, base: int, lines_before: int) -> int:
-        """Scans from ``i`` inside a quoted field; where to go on."""
-        q = data.find(b'"', i, stop)
-        upto = stop if q < 0 else q
-        over = self.record_start + self.limit - base  # a line break there: too long
-        if over < upto:
-            found = data.find(b"\n", max(i, over), upto)
-            if found >= 0:  # the reader drops the record at the end of this line
-                self.drop(base + found + 1, lines_before + data.count(b"\n", 0, found + 1))
-                return found + 1
-        if q < 0:
-            return stop
-        after = q + 1
-        if after < stop and data[after] == _QUOTE:
-            return q + 2  # an escaped quote
-        self.quoted = False
-        if after < stop and data[after] == _COMMA:
-            self.field_start = True
-            return after + 1
-        # a line break ends the record; anything else is an error that ends it too
-        return self._line_end(data, after, stop, base, lines_before)
-
-    def _line_end(self, data: bytes, i: int, stop: int, base: int, lines_before: int) -> int:
-        """The record ends with the line that ``i`` is on: where the next one starts."""
-        found = data.find(b"\n", i, stop)
-        if found < 0:
-            return stop  # (the end of the object)
-        at = found + 1
-        whole = base + at - self.record_start <= self.limit  # (else the reader drops it)
-        self.quoted, self.field_start, self.record_start = False, True, base + at
-        if self.cutter.wants(base + at):
-            self.cutter.boundary(base + at, lines_before + data.count(b"\n", 0, at), whole)
-        return at
-
-
-def _bare_cr(data: bytes, i: int, end: int) -> int:
-    """The offset in ``data[i:end]`` of a CR outside quotes that the csv module refuses
-    (one followed by anything but more CRs and a line break); -1 when there is none."""
-    if data.count(b"\r", i, end) == data.count(b"\r\n", i, end):
-        return -1
-    n = len(data)
-    cr = data.find(b"\r", i, end)
-    while cr >= 0:
-        k = cr + 1
-        while k < n and data[k] == _CR:
-            k += 1
-        if k < n and data[k] != _LF:
-            return cr
-        cr = data.find(b"\r", k, end)
-    return -1
-
-
-def _bad_lines(data: bytes, skip: int, limit: int) -> list[tuple[int, int]]:
-    """The lines of ``data`` (whole lines) that the reader drops whole: not UTF-8, or longer
-    than ``limit`` (their size counts the line break, not the BOM); usually none, found
-    with one decode."""
-    if len(data) - skip <= limit:
-        try:
-            data.decode()
-        except UnicodeDecodeError:
-            pass
-        else:
-            return []
-    bad, start, n = [], 0, len(data)
-    while start < n:
-        found = data.find(b"\n", start)
-        end = n if found < 0 else found + 1
-        if end - max(start, skip) > limit or not _utf8(data[start:end]):
-            bad.append((start, end))
-        start = end
-    return bad
-
-
-def _utf8(line: bytes) -> bool:
-    try:
-        line.decode()
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def newlines(cutter: _Cutter, data: bytes, i: int, end: int, base: int,
-             lines_before: int) -> None:
-    """Reports the boundaries after the line breaks of ``data[i:end]`` that the cutter
-    wants (the first at or after its target; every one while it looks for the header)."""
-    while True:
-        start = max(i, cutter.next_wanted() - base - 1)
-        if start >= end:
-            return
-        found = data.find(b"\n", start, end)
-        if found < 0:
-            return
-        cutter.boundary(base + found + 1, lines_before + data.count(b"\n", 0, found + 1))
-        i = found + 1
