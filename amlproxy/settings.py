@@ -6,16 +6,15 @@ for its command-line source), for what is here a dictionary look-up per field.
 
 Loaded and validated once, at cold start, by the composition root
 (:mod:`amlproxy.bootstrap`). Anything wrong raises one :class:`ConfigurationError` that
-lists every bad variable. :func:`describe_settings` / :func:`settings_table` document every
-variable (the README's configuration table is generated from them).
+lists every bad variable (the checks across variables are in
+:mod:`amlproxy.settings_checks`). :mod:`amlproxy.settings_doc` documents every variable
+(the README's configuration table is generated from it: ``python -m amlproxy.settings``).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from types import UnionType
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -230,64 +229,12 @@ class Settings(BaseModel):
 
     @model_validator(mode="after")
     def _coherent(self) -> Settings:
-        problems = self._backend_problems() + self._sink_problems()
+        from amlproxy.settings_checks import backend_problems, sink_problems
+
+        problems = backend_problems(self) + sink_problems(self)
         if problems:
             raise ValueError("; ".join(problems))
         return self
-
-    def _backend_problems(self) -> list[str]:
-        missing = []
-        uses = {self.backend}
-        if self.backend == "shadow":
-            if self.shadow_backend is None:
-                missing.append("AMLPROXY_SHADOW_BACKEND (backend=shadow)")
-            uses = {self.shadow_primary, self.shadow_backend or "local"}
-        if "sagemaker" in uses and not self.sagemaker_endpoint:
-            missing.append("AMLPROXY_SAGEMAKER_ENDPOINT (backend=sagemaker)")
-        if "aml" in uses and not self.aml_model_id:
-            missing.append("AMLPROXY_AML_MODEL_ID (backend=aml)")
-        problems = ["missing " + ", ".join(missing)] if missing else []
-        if "aml" in uses and self.labels is not None and len(self.labels) != 2:
-            problems.append("AMLPROXY_LABELS: Amazon ML binary models need exactly two labels "
-                            "(negative,positive)")
-        return problems
-
-    def _sink_problems(self) -> list[str]:
-        problems = []
-        chosen = set(self.sinks or ())
-        if "dynamodb" in chosen and not self.dynamodb_table:
-            problems.append("AMLPROXY_SINKS names dynamodb but AMLPROXY_DYNAMODB_TABLE is unset")
-        if "callback" in chosen and not self.callback_url:
-            problems.append("AMLPROXY_SINKS names callback but AMLPROXY_CALLBACK_URL is unset")
-        if self.callback_url and not (self.callback_secret_arn or self.callback_secret):
-            problems.append(
-                "AMLPROXY_CALLBACK_URL needs AMLPROXY_CALLBACK_SECRET_ARN or "
-                "AMLPROXY_CALLBACK_SECRET (callbacks are signed)"
-            )
-        if self.output_prefix and self.output_prefix == self.rejects_prefix:
-            problems.append("AMLPROXY_OUTPUT_PREFIX and AMLPROXY_REJECTS_PREFIX must differ")
-        if self.input_prefix and any(
-            p and (p.startswith(self.input_prefix) or self.input_prefix.startswith(p))
-            for p in (self.output_prefix, self.rejects_prefix, self.chunk_prefix)
-        ):
-            problems.append(
-                "AMLPROXY_INPUT_PREFIX must not overlap AMLPROXY_OUTPUT_PREFIX, "
-                "AMLPROXY_REJECTS_PREFIX or AMLPROXY_CHUNK_PREFIX (outputs would "
-                "trigger the function again)"
-            )
-        if self.chunk_prefix in (self.output_prefix, self.rejects_prefix):
-            problems.append("AMLPROXY_CHUNK_PREFIX must differ from AMLPROXY_OUTPUT_PREFIX and "
-                            "AMLPROXY_REJECTS_PREFIX")
-        if self.chunk_queue_url and not self.chunk_table:
-            problems.append("AMLPROXY_CHUNK_QUEUE_URL needs AMLPROXY_CHUNK_TABLE (the plans "
-                            "and their completion)")
-        if self.api_max_records * API_BYTES_PER_RECORD > LAMBDA_RESPONSE_LIMIT:
-            most = LAMBDA_RESPONSE_LIMIT // API_BYTES_PER_RECORD
-            problems.append(
-                f"AMLPROXY_API_MAX_RECORDS={self.api_max_records} could exceed Lambda's 6 MB "
-                f"response limit (at most {most})"
-            )
-        return problems
 
     def sink_names(self, *, s3_trigger: bool = False) -> tuple[SinkName, ...]:
         """The sinks to use: AMLPROXY_SINKS, else those the other variables configure."""
@@ -360,59 +307,12 @@ def _problems(exc: ValidationError) -> tuple[list[str], set[str]]:
     return problems, bad
 
 
-@dataclass(frozen=True, slots=True)
-class SettingDoc:
-    """One row of the configuration table."""
-
-    variable: str
-    type: str
-    default: str
-    description: str
-
-
-def describe_settings() -> list[SettingDoc]:
-    """Every environment variable amlproxy reads, with its type, default and meaning."""
-    rows = []
-    for name, info in Settings.model_fields.items():
-        default = info.default
-        if isinstance(default, tuple):
-            default = ",".join(str(item) for item in default)
-        shown = "" if default is None else str(default).lower() if default in (True, False) \
-            else str(default)
-        rows.append(SettingDoc(env_name(name), _type_name(info.annotation), shown,
-                               info.description or ""))
-    return rows
-
-
-def settings_table() -> str:
-    """The configuration table of the README, in Markdown."""
-    lines = ["| variable | type | default | meaning |", "|---|---|---|---|"]
-    for row in describe_settings():
-        default = f"`{row.default}`" if row.default else ""
-        lines.append(f"| `{row.variable}` | {row.type} | {default} | {row.description} |")
-    return "\n".join(lines)
-
-
-def _type_name(annotation: Any) -> str:
-    """A short human name of a field type: ``int``, ``local | aml``, ``list of s3 | ...``."""
-    origin, args = get_origin(annotation), get_args(annotation)
-    if origin is Annotated:
-        return _type_name(args[0])
-    if origin is Literal:
-        return " \\| ".join(str(a) for a in args)
-    if origin in (UnionType, Union):
-        names = [_type_name(a) for a in args if a is not type(None)]
-        optional = " (optional)" if type(None) in args else ""
-        return " \\| ".join(names) + optional
-    if origin is tuple:
-        return "comma list of " + _type_name(args[0])
-    return "secret" if annotation is SecretStr else getattr(annotation, "__name__", str(annotation))
-
-
 def in_lambda() -> bool:
     """Whether this process runs inside AWS Lambda."""
     return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
 
 
 if __name__ == "__main__":  # python -m amlproxy.settings: the README's configuration table
+    from amlproxy.settings_doc import settings_table
+
     print(settings_table())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from amlproxy.settings import settings_table
+from amlproxy.settings_doc import settings_table
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -7,13 +7,8 @@ import os
 import pytest
 
 from amlproxy.errors import ConfigurationError
-from amlproxy.settings import (
-    Settings,
-    describe_settings,
-    env_name,
-    load_settings,
-    settings_table,
-)
+from amlproxy.settings import Settings, env_name, load_settings
+from amlproxy.settings_doc import describe_settings, settings_table
 
 
 @pytest.fixture(autouse=True)
