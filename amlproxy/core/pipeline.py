@@ -196,9 +196,11 @@ class Pipeline:
         self, rows: Iterable[SourceRow], source: str, report: Report, validated: bool
     ) -> Generator[list[Outcome], None, None]:
         """The outcomes of each unit in input order, with at most ``2 x concurrency`` units
-        in flight. At the deadline no unit is started: the units in flight are finished
-        first (input order), then the rejects read before the first unscored row. A record
-        whose call was never attempted (the deadline came first) ends the run there."""
+        in flight; the units at the head whose batches are scored are given out as soon as
+        the next unit is started (their objects do not wait for the window to fill). At
+        the deadline no unit is started: the units in flight are finished first (input
+        order), then the rejects read before the first unscored row. A record whose call
+        was never attempted (the deadline came first) ends the run there."""
         report.interrupted = False  # (a report given by the caller: this run decides)
         window: deque[Unit] = deque()
         max_window = self.concurrency * 2 if self._executor else 1
