@@ -102,9 +102,15 @@ def _column_cells(column: tuple[Any, ...]) -> Sequence[str]:
         return column
     if kinds == _STR_NONE:  # an optional category: None -> "", a string as it is
         return list(map(_EMPTY_FOR_NONE.get, column, column))
-    if (kinds == _FLOAT and all(map(float.is_integer, column))
-            and min(column) > -1e15 and max(column) < 1e15):
-        return list(map(str, map(int, column)))  # -0.0 -> "0", as "%d" gives
+    if kinds == _FLOAT:
+        distinct = set(column)  # (-0.0 and 0.0 are one: both write "0", as "%d" gives)
+        if (all(map(float.is_integer, distinct))
+                and min(distinct) > -1e15 and max(distinct) < 1e15):
+            if len(distinct) * 2 > len(column):
+                return list(map(str, map(int, column)))
+            # a column of few values (ages, counts, zeros): each value written once
+            cells = dict(zip(distinct, map(str, map(int, distinct)), strict=True))
+            return list(map(cells.__getitem__, column))
     return [_cell(value) for value in column]
 
 

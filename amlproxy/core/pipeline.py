@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from amlproxy.core.outcome import Outcome, SourceRow, Status
 from amlproxy.core.ports import Backend, Sink
@@ -37,6 +37,7 @@ from amlproxy.errors import (
 )
 
 log = logging.getLogger(__name__)
+_PREDICTION = {Prediction}
 
 class DeadlineLike(Protocol):
     """Anything that says whether time is up (see :class:`amlproxy.core.retry.Deadline`)."""
@@ -195,9 +196,11 @@ class Pipeline:
         self, rows: Iterable[SourceRow], source: str, report: Report, validated: bool
     ) -> Generator[list[Outcome], None, None]:
         """The outcomes of each unit in input order, with at most ``2 x concurrency`` units
-        in flight. At the deadline no unit is started: the units in flight are finished
-        first (input order), then the rejects read before the first unscored row. A record
-        whose call was never attempted (the deadline came first) ends the run there."""
+        in flight; the units at the head whose batches are scored are given out as soon as
+        the next unit is started (their objects do not wait for the window to fill). At
+        the deadline no unit is started: the units in flight are finished first (input
+        order), then the rejects read before the first unscored row. A record whose call
+        was never attempted (the deadline came first) ends the run there."""
         report.interrupted = False  # (a report given by the caller: this run decides)
         window: deque[Unit] = deque()
         max_window = self.concurrency * 2 if self._executor else 1
@@ -205,12 +208,12 @@ class Pipeline:
                             report=report, validated=validated)
         cut: Unit | None = None
         for unit in units:
-            if self.deadline is not None and unit.rows and self.deadline.expired():
+            if self.deadline is not None and unit.lines and self.deadline.expired():
                 cut = unit
                 break
             self._start(unit, report, source)
             window.append(unit)
-            while len(window) >= max_window:
+            while window and (len(window) >= max_window or _done(window[0])):
                 yield self._finish(window.popleft(), source, report)
                 if report.interrupted:
                     return
@@ -223,37 +226,26 @@ class Pipeline:
             yield [o for k, (at, o) in enumerate(cut.rejects) if at == k]
 
     def _start(self, unit: Unit, report: Report, source: str) -> None:
-        if not unit.rows:
+        if not unit.lines:
             return
         if self._executor is not None:
             # the worker runs in a copy of this thread's contextvars context, so whatever
             # the caller keeps there (a tracer's current span) holds on the worker too
             unit.future = self._executor.submit(contextvars.copy_context().run, self._scored,
-                                                unit, source)
+                                                unit)
         else:
             t0 = time.perf_counter()
-            unit.result = self._scored(unit, source)
+            unit.result = self._scored(unit)
             report.predict_s += time.perf_counter() - t0
 
-    def _scored(self, unit: Unit, source: str) -> UnitResult:
-        """Score a unit's batch (on a worker: the reading thread does not make the
-        outcomes); never raises but for a configuration error. An ``ok`` outcome for each
-        prediction, the backend's error as it is for the others (:meth:`_finish` makes
+    def _scored(self, unit: Unit) -> UnitResult:
+        """Score a unit's batch (on a worker); never raises but for a configuration error.
+        A prediction per record, or the backend's error as it is (:meth:`_finish` makes
         them outcomes: it counts them), and how many errors there are."""
         results = self._score(unit.records)
-        ok = Status.OK
-        outcomes: list[Outcome | BackendError] = [
-            Outcome(source, row.line, ok, record, None, result, (), None)
-            if isinstance(result, Prediction) else result
-            for row, record, result in zip(unit.rows, unit.records, results, strict=True)
-        ]
-        failures = sum(not isinstance(outcome, Outcome) for outcome in outcomes)
-        if self.schema.row_id:
-            row_id_of = self.schema.row_id_of
-            for outcome, row in zip(outcomes, unit.rows, strict=True):
-                if isinstance(outcome, Outcome) and row.fields is not None:
-                    outcome.row_id = row_id_of(row.fields)
-        return outcomes, failures
+        if set(map(type, results)) == _PREDICTION:  # (a C loop)
+            return results, 0
+        return results, sum(not isinstance(result, Prediction) for result in results)
 
     def _score(self, records: list[dict[str, Any]]) -> list[Prediction | BackendError]:
         """Predict a batch; never raises. One result per record, in order."""
@@ -285,8 +277,10 @@ class Pipeline:
             return BackendError(f"unexpected {type(exc).__name__}: {exc}", code="InternalError")
 
     def _finish(self, unit: Unit, source: str, report: Report) -> list[Outcome]:
-        """The unit's outcomes, in input order (waits for its batch)."""
-        if not unit.rows:
+        """The unit's outcomes, in input order (waits for its batch). They are made here,
+        just before they are written: objects that live that briefly cost the garbage
+        collector next to nothing."""
+        if not unit.lines:
             return [o for _, o in unit.rejects]
         if unit.future is not None:
             t0 = time.perf_counter()  # time spent waiting on the backend
@@ -294,14 +288,23 @@ class Pipeline:
             report.predict_s += time.perf_counter() - t0
         assert unit.result is not None
         scored, failures = unit.result
-        assert len(scored) == len(unit.rows) and failures >= 0
-        outcomes: list[Outcome | None] = scored  # type: ignore[assignment]  # none failed
-        if failures:
+        assert failures >= 0  # (a backend's wrong count of predictions: zip raises below)
+        lines = unit.lines
+        row_ids = unit.row_ids if unit.row_ids is not None else [None] * len(lines)
+        outcomes: list[Outcome | None]
+        if not failures:
+            ok, predictions = Status.OK, cast("list[Prediction]", scored)
+            outcomes = [Outcome(source, line, ok, record, None, prediction, (), row_id)
+                        for line, record, prediction, row_id
+                        in zip(lines, unit.records, predictions, row_ids, strict=True)]
+        else:
             outcomes = [
-                result if isinstance(result, Outcome)
+                Outcome(source, line, Status.OK, record, None, result, (), row_id)
+                if isinstance(result, Prediction)
                 else None if never_attempted(result)
-                else self._failed(source, row, record, result, report)
-                for row, record, result in zip(unit.rows, unit.records, scored, strict=True)
+                else self._failed(source, line, raw, record, row_id, result, report)
+                for line, raw, record, row_id, result
+                in zip(lines, unit.raws, unit.records, row_ids, scored, strict=True)
             ]
         for at, reject in unit.rejects:  # ascending places: each insert keeps the next's
             outcomes.insert(at, reject)
@@ -315,8 +318,10 @@ class Pipeline:
     def _failed(
         self,
         source: str,
-        row: SourceRow,
+        line: int,
+        raw: str,
         record: dict[str, Any],
+        row_id: str | None,
         error: BackendError,
         report: Report,
     ) -> Outcome:
@@ -324,9 +329,7 @@ class Pipeline:
         if isinstance(error, RetriesExhaustedError):
             report.exhausted += 1
         reason = FieldError(None, f"backend {self.backend.name}: {failure_text(error)}")
-        row_id = (self.schema.row_id_of(row.fields)
-                  if self.schema.row_id and row.fields is not None else None)
-        return Outcome(source, row.line, Status.FAILED, record, row.raw, None, (reason,), row_id)
+        return Outcome(source, line, Status.FAILED, record, raw, None, (reason,), row_id)
 
     def _out_of_time(self, report: Report, need_s: float = 0.0) -> bool:
         """Whether the run must stop writing: it was interrupted, the deadline has passed,
@@ -377,3 +380,8 @@ def failure_text(error: BackendError) -> str:
     return text if first.endswith("Error") and first.isidentifier() else (
         f"{type(error).__name__}: {text}")
 
+
+
+def _done(unit: Unit) -> bool:
+    """Whether the unit's batch is scored (its outcomes are made without waiting)."""
+    return unit.future is None or unit.future.done()

@@ -4,6 +4,10 @@ Used by :class:`amlproxy.core.pipeline.Pipeline`. A unit holds ``batch_size`` va
 and the rejects read among them; the rows a unit still lacks are read and validated in
 one call (:meth:`amlproxy.core.schema.Schema.validate_batch`), so the pipeline reads no
 further ahead than the units in flight.
+
+A unit keeps of each valid row only what its outcome needs (line, raw text, row id), in
+lists, not the :class:`SourceRow` itself: rows in flight are then no objects of their own
+for the garbage collector to go through again and again (a whole file can be in flight).
 """
 
 from __future__ import annotations
@@ -13,33 +17,53 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from itertools import islice
+from operator import attrgetter
 from typing import Any
 
 from amlproxy.core.outcome import Outcome, SourceRow, Status
+from amlproxy.core.prediction import Prediction
 from amlproxy.core.report import Report
 from amlproxy.core.schema import Schema
 from amlproxy.errors import BackendError, FieldError, RecordValidationError
 
-# a unit's scored outcomes: an ok outcome per prediction, else the backend's error; and
-# the count of errors
+# a unit's scored batch: a prediction per record, else the backend's error; and the count
+# of errors
 _DICT = {dict}
-UnitResult = tuple[list["Outcome | BackendError"], int]
+UnitResult = tuple[list["Prediction | BackendError"], int]
+_LINE = attrgetter("line")
+_RAW = attrgetter("raw")
 
 
 @dataclass
 class Unit:
     """Consecutive input rows: one batch for the backend, and the rejects among them.
 
-    ``rows`` and ``records`` are the batch (each row and its validated record);
+    ``lines``, ``raws``, ``row_ids`` (None when the schema has no rowId) and ``records``
+    are the batch: each valid row's line, raw text, row id and validated record.
     ``rejects`` holds each rejected row's outcome with its place among the unit's rows,
     so that outcomes come out in input order.
     """
 
-    rows: list[SourceRow] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+    raws: list[str] = field(default_factory=list)
+    row_ids: list[str | None] | None = None
     records: list[dict[str, Any]] = field(default_factory=list)
     rejects: list[tuple[int, Outcome]] = field(default_factory=list)
     future: Future[UnitResult] | None = None
     result: UnitResult | None = None
+
+    def add(self, rows: Sequence[SourceRow], records: list[dict[str, Any]],
+            schema: Schema) -> None:
+        """Adds valid rows and their records to the batch."""
+        self.lines += map(_LINE, rows)
+        self.raws += map(_RAW, rows)
+        self.records += records
+        if schema.row_id:
+            row_id_of = schema.row_id_of
+            if self.row_ids is None:
+                self.row_ids = []
+            self.row_ids += [None if row.fields is None else row_id_of(row.fields)
+                             for row in rows]
 
 
 def build_units(
@@ -64,29 +88,28 @@ def build_units(
         results = _as_validated(chunk) if validated else _validate(schema, chunk)
         report.validate_s += time.perf_counter() - t0
         if set(map(type, results)) == _DICT:  # every row valid: no loop in Python
-            unit.rows += chunk
-            unit.records += results
+            unit.add(chunk, results, schema)
         else:
-            _add_rows(unit, chunk, results, source)
+            _add_rows(unit, chunk, results, source, schema)
         if len(unit.records) >= batch_size:
             yield unit
             unit = Unit()
-    if unit.rows or unit.rejects:
+    if unit.lines or unit.rejects:
         yield unit
 
 
-def _add_rows(unit: Unit, chunk: list[SourceRow], results: list[Any], source: str) -> None:
+def _add_rows(unit: Unit, chunk: list[SourceRow], results: list[Any], source: str,
+              schema: Schema) -> None:
     """Adds validated rows to the unit: each valid record, each reject at its place."""
     for row, result in zip(chunk, results, strict=True):
         if result.__class__ is dict:
-            unit.rows.append(row)
-            unit.records.append(result)
+            unit.add((row,), [result], schema)
             continue
         if isinstance(result, RecordValidationError):
             outcome = reject_outcome(source, row, result.errors, result.row_id)
         else:  # the reader could not split it into fields
             outcome = reject_outcome(source, row, [FieldError(None, row.error or "")])
-        unit.rejects.append((len(unit.rows) + len(unit.rejects), outcome))
+        unit.rejects.append((len(unit.lines) + len(unit.rejects), outcome))
 
 
 def reject_outcome(

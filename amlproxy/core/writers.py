@@ -26,6 +26,7 @@ from typing import Any, BinaryIO, Literal
 import orjson
 
 from amlproxy.core.outcome import Outcome, Status
+from amlproxy.core.result_lines import result_lines
 
 __all__ = ["RejectWriter", "ResultWriter", "csv_cell", "reject_row", "result_row"]
 
@@ -87,6 +88,8 @@ def reject_row(outcome: Outcome) -> dict[str, Any]:
 class _OutcomeWriter:
     """What both writers share: the format, the CSV header, the JSON lines."""
 
+    _keeps_ok_only = False  # results: JSON Lines in bulk (amlproxy.core.result_lines)
+
     def __init__(
         self,
         stream: BinaryIO,
@@ -143,6 +146,11 @@ class _OutcomeWriter:
                 row["record"] = dict(outcome.record) if outcome.record is not None else None
                 parts.append(dumps(row, option=_JSON_OPTIONS, default=str))
         else:
+            lines = result_lines(kept) if self._keeps_ok_only else None
+            if lines is not None:
+                if lines:
+                    self.stream.write(lines)
+                return
             parts = [dumps(row_of(o), option=_JSON_OPTIONS, default=str) for o in kept]
         if parts:
             self.stream.write(b"".join(parts))
@@ -170,6 +178,7 @@ class ResultWriter(_OutcomeWriter):
 
     _row_columns: tuple[str, ...] = ()
     _record_names: tuple[str, ...] = ()
+    _keeps_ok_only = True
 
     def _keeps(self, status: Status) -> bool:
         return status is Status.OK
