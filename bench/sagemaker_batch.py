@@ -2,6 +2,7 @@
 the same concurrency, latency and batch size, in interleaved rounds.
 
     python bench/sagemaker_batch.py [--rows 30000] [--batches 50 200 500] [--rounds 5]
+                                    [--gc-freeze]
 
 The endpoint emulator runs as a subprocess (its CPU is not ours) with ``--latency-ms``
 added. For each batch size, each round runs, one after the other:
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gc
 import io
 import statistics
 import sys
@@ -211,13 +213,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--latency-ms", type=float, default=20.0)
+    parser.add_argument("--gc-freeze", action="store_true",
+                        help="gc.freeze() once the jobs are built, as the Lambda triggers do "
+                             "after init (every side of the comparison gets it)")
     args = parser.parse_args(argv)
     from amlproxy.emulator import EmulatorAdmin
 
     data = census_bytes(args.rows)
     results: dict[str, Any] = {"rows": args.rows, "concurrency": args.concurrency,
                                "latency_ms": args.latency_ms, "rounds": args.rounds,
-                               "batches": {}}
+                               "gc_freeze": args.gc_freeze, "batches": {}}
     figures = []
     with emulator_process() as emulator:
         EmulatorAdmin(emulator.url).set_faults(latency_ms=args.latency_ms)
@@ -227,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
                 "pydantic": pydantic_job(emulator.url, batch, args.concurrency),
             }
             bare = bare_rate(emulator.url, batch, args.concurrency, data)
+            if args.gc_freeze:
+                gc.freeze()
             rates = rounds_of(jobs, bare, data, args.rows, args.rounds)
             medians = {name: statistics.median(r) for name, r in rates.items()}
             results["batches"][str(batch)] = {"records_per_s": rates, "median": medians}

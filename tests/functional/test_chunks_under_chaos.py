@@ -301,7 +301,8 @@ def _slow_seeds() -> list[int]:
 @pytest.mark.slow
 @pytest.mark.timeout(60 + 3600 * len(_slow_seeds()))
 @pytest.mark.skipif(not _slow_seeds(), reason="opt-in: one seed of the 500,000-row file takes "
-                    "~40 min on 2 cores (moto serves the chunks' ranged reads), beyond CI's "
+                    "~40 min on 2 cores (moto's server, which holds a DynamoDB item per row, "
+                    "is the busiest process), beyond CI's "
                     "budget; AMLPROXY_CHAOS_SEEDS=N runs N seeds")
 def test_the_issues_500000_row_file_is_scored_exactly_once_under_chaos_over_seeds(
         local_deployment: Callable[..., LocalDeployment]) -> None:

@@ -33,9 +33,9 @@ def test_the_runtime_is_built_at_import_only_for_the_functions_handler(
     assert in_lambda_init(module) is eager
 
 
-def imported(module: str, **env: str) -> subprocess.CompletedProcess[str]:
-    code = (f"import {module}, amlproxy.triggers._runtime as r; "
-            "print('built' if r._runtime is not None else 'lazy')")
+def imported(module: str, then: str = "print('built' if r._runtime is not None else 'lazy')",
+             **env: str) -> subprocess.CompletedProcess[str]:
+    code = f"import {module}, amlproxy.triggers._runtime as r; {then}"
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("AMLPROXY_", "AWS_LAMBDA"))}
     return subprocess.run([sys.executable, "-c", code], env={**clean, **env},
                           capture_output=True, text=True, timeout=120)
@@ -48,3 +48,13 @@ def test_importing_a_handler_builds_the_runtime_in_the_init_phase() -> None:
     bad = imported("amlproxy.triggers.sqs", **{**lambda_env, "AMLPROXY_BACKEND": "aml"})
     assert bad.returncode != 0 and "ConfigurationError" in bad.stderr
     assert "AMLPROXY_AML_MODEL_ID" in bad.stderr  # the import itself fails, naming it
+
+
+def test_what_init_built_is_frozen_out_of_the_collectors_generations() -> None:
+    """Objects built in init live as long as the process: gc.freeze() keeps the collections
+    during invocations from walking them (only under Lambda's init)."""
+    then = "import gc; print(gc.get_freeze_count() > 1000)"
+    lambda_env = {"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001", "AMLPROXY_BACKEND": "local"}
+    assert imported("amlproxy.triggers.sqs", then, **lambda_env).stdout.strip() == "True"
+    assert imported("amlproxy.triggers.sqs", then, AMLPROXY_BACKEND="local"
+                    ).stdout.strip() == "False"
