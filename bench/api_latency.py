@@ -53,11 +53,22 @@ SERVE = """
 import sys, threading
 from concurrent.futures import ThreadPoolExecutor
 from amlproxy.core.schema import load_schema
+import orjson
 from amlproxy.local.api_server import ApiServerThread, LocalApi
+from amlproxy.local.runtime_api import Outcome
 from amlproxy.triggers.api import handler
 from amlproxy.triggers._runtime import get_runtime
 get_runtime()  # the cold start is not what this measures
-app = LocalApi(handler, ThreadPoolExecutor(32), load_schema("census-income"))
+
+class Context:  # what the handler reads from Lambda's context object
+    aws_request_id = "bench"
+    def get_remaining_time_in_millis(self):
+        return 30_000
+
+def invoke(event):  # the API function in this process, its answer as an invocation's
+    return Outcome("ok", orjson.dumps(handler(event, Context())))
+
+app = LocalApi(invoke, ThreadPoolExecutor(32), load_schema("census-income"))
 server = ApiServerThread(app, "127.0.0.1", 0)
 print(server.start(), flush=True)
 sys.stdin.read()
@@ -208,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{shown('api_p50_ms')}, p99 {shown('api_p99_ms')}; emulator alone p50 "
             f"{shown('emulator_p50_ms')}, p99 {shown('emulator_p99_ms')}; errors "
             f"{sum(r['api']['errors'] for r in run['rounds'])}"))
+    errors = sum(r["api"]["errors"] for run in results["rates"].values() for r in run["rounds"])
+    if errors:  # latencies of failed requests measure nothing: no figure from this run
+        print(f"{errors} API request(s) failed: no figures written", file=sys.stderr)
+        return 1
     write_result("api_latency", {**results, "figures": figures})
     return 0
 
