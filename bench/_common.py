@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
+# where the figures go (AMLPROXY_BENCH_RESULTS: elsewhere, as the smoke test runs them)
+RESULTS = Path(os.environ.get("AMLPROXY_BENCH_RESULTS") or ROOT / "bench" / "results")
 SAMPLE = ROOT / "examples" / "census-income-sample.csv"
 MODEL = "census-income"
 

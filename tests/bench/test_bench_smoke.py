@@ -1,0 +1,28 @@
+"""Every benchmark of `make bench` runs to the end and measures what it says: the quick form
+of bench/run.py (small inputs, one round), its figures written elsewhere. A benchmark that
+breaks (an API it calls changed, its requests fail) fails here instead of printing
+figures of nothing; the figures themselves are not checked (no timing in tests)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_every_benchmark_runs_in_its_quick_form(tmp_path: Path) -> None:
+    env = {**os.environ, "AMLPROXY_BENCH_RESULTS": str(tmp_path)}
+    run = subprocess.run([sys.executable, "bench/run.py", "--quick"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=1700)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    broken = [r["benchmark"] for r in summary["results"] if not r["ok"]]
+    assert broken == [], f"{broken}: {run.stdout[-3000:]}{run.stderr[-3000:]}"
+    assert all(r["figures"] for r in summary["results"])
