@@ -19,6 +19,11 @@ added. For each batch size, each round runs, one after the other:
 - ``bare boto3``: ``InvokeEndpoint`` with bodies encoded in advance, on as many threads,
   nothing else (the client's bound).
 
+With ``--gc-freeze`` (as ``make bench`` runs it), ``gc.freeze()`` follows the setup of
+every side, as the Lambda triggers freeze what their init built (so that collections
+during invocations do not walk botocore's and pydantic's long-lived objects); each side
+gets it, in the same process.
+
 Figures: amlproxy's records/s over the peer's (median of the per-round ratios, with their
 spread): at least 1.0x the pydantic peer at 200 and 500 records per call, at least 0.35x
 bare boto3 at 500; the other sizes are reported. Writes
@@ -251,7 +256,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"{medians['amlproxy']:,.0f} vs {medians[peer]:,.0f} records/s; median "
                     f"of {args.rounds} interleaved rounds, spread {min(ratios):.2f}-"
                     f"{max(ratios):.2f}; concurrency {args.concurrency}, "
-                    f"{args.latency_ms:.0f} ms latency, {args.rows} rows"))
+                    f"{args.latency_ms:.0f} ms latency, {args.rows} rows"
+                    + ("; gc.freeze() after setup, as the triggers' init" if args.gc_freeze
+                       else "")))
     write_result("sagemaker_batch", {**results, "figures": figures})
     return 0
 
