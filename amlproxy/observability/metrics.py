@@ -93,15 +93,12 @@ class EmfMetrics:
     def add_report(self, report: Report) -> None:
         """Count a pipeline run's outcomes and retries."""
         with self._lock:
-            c = self._counters
-            for name, value in (
-                ("RecordsScored", report.ok),
-                ("RecordsRejected", report.rejected),
-                ("RecordsFailed", report.failed),
-                ("Retries", report.retries),
-                ("RetriesExhausted", report.exhausted),
-            ):
-                c[name] = c.get(name, 0) + value
+            c, get = self._counters, self._counters.get
+            c["RecordsScored"] = get("RecordsScored", 0) + report.ok
+            c["RecordsRejected"] = get("RecordsRejected", 0) + report.rejected
+            c["RecordsFailed"] = get("RecordsFailed", 0) + report.failed
+            c["Retries"] = get("Retries", 0) + report.retries
+            c["RetriesExhausted"] = get("RetriesExhausted", 0) + report.exhausted
 
     def observe_latency(self, milliseconds: float) -> None:
         """One endpoint call's latency (reservoir-sampled beyond :data:`MAX_SAMPLES`)."""
