@@ -174,6 +174,8 @@ class Pipeline:
     ) -> tuple[list[Outcome], Report]:
         """Validate (unless ``validated``) and score in-memory records (an API batch, an SNS
         message); line = 1-based index."""
+        if validated and 0 < len(records) <= self.batch_size and None not in records:
+            return self._score_one_unit(records, source)
         rows = [SourceRow(line=i, fields=r, raw="") for i, r in enumerate(records, start=1)]
         report = Report(source=source)
         started = time.perf_counter()
@@ -181,6 +183,30 @@ class Pipeline:
         for done in self._outcome_lists(rows, source, report, validated):
             report.count_all(done)
             outcomes += done
+        report.elapsed_s = time.perf_counter() - started
+        return outcomes, report
+
+    def _score_one_unit(self, records: Sequence[Mapping[str, Any]], source: str
+                        ) -> tuple[list[Outcome], Report]:
+        """:meth:`score_records` of validated records that fit in one backend batch (an
+        API request): their one unit made directly, as :func:`build_units` would make it,
+        then started and finished as :meth:`_outcome_lists` would, without a reader, a
+        generator or a window for a single unit."""
+        report = Report(source=source)
+        started = time.perf_counter()
+        count = len(records)
+        unit = Unit(lines=list(range(1, count + 1)), raws=[""] * count,
+                    records=[r if r.__class__ is dict else dict(r) for r in records])
+        if self.schema.row_id:
+            row_id_of = self.schema.row_id_of
+            unit.row_ids = [row_id_of(record) for record in records]
+        outcomes: list[Outcome] = []
+        if self.deadline is not None and self.deadline.expired():
+            report.interrupted = True  # no unit is started at the deadline
+        else:
+            self._start(unit, report, source)
+            outcomes = self._finish(unit, source, report)
+            report.count_all(outcomes)
         report.elapsed_s = time.perf_counter() - started
         return outcomes, report
 

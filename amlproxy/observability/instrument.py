@@ -27,7 +27,7 @@ from amlproxy.errors import (
     ThrottledError,
 )
 from amlproxy.observability.metrics import EmfMetrics
-from amlproxy.observability.tracing import AnnotationValue, Span, Tracer
+from amlproxy.observability.tracing import AnnotationValue, Span, Tracer, records_nothing
 
 A = TypeVar("A")
 R = TypeVar("R")
@@ -42,7 +42,8 @@ class InstrumentedBackend:
     and ``outcome`` (:func:`outcome_class`), and adds its wall time, retries included, to
     the ``EndpointLatency`` metric; a :class:`BackendError` adds one to
     ``EndpointErrors``. Other attributes (``summary``, ``report``...) are the inner
-    backend's.
+    backend's. With a tracer that records nothing (tracing off) the calls open no span:
+    only the metrics are kept.
     """
 
     def __init__(self, inner: Backend, tracer: Tracer, metrics: EmfMetrics) -> None:
@@ -54,12 +55,29 @@ class InstrumentedBackend:
         self._tracer = tracer
         self._metrics = metrics
         self._span_name = f"{inner.name} endpoint"
+        self._traced = not records_nothing(tracer)  # decided once: no span per call when off
 
     def predict(self, record: Mapping[str, Any]) -> Prediction:
+        if not self._traced:
+            return self._untraced(self.inner.predict, record)
         return self._call(1, self.inner.predict, record)
 
     def predict_batch(self, records: Sequence[Mapping[str, Any]]) -> list[Prediction]:
+        if not self._traced:
+            return self._untraced(self.inner.predict_batch, records)
         return self._call(len(records), self.inner.predict_batch, records)
+
+    def _untraced(self, fn: Callable[[A], R], arg: A) -> R:
+        """:meth:`_call` without its span (the metrics only): for a tracer that records
+        nothing, whose span and annotations would be thrown away."""
+        started = time.perf_counter()
+        try:
+            return fn(arg)
+        except Exception:
+            self._metrics.add("EndpointErrors")
+            raise
+        finally:
+            self._metrics.observe_latency((time.perf_counter() - started) * 1000.0)
 
     def _call(self, count: int, fn: Callable[[A], R], arg: A) -> R:
         started = time.perf_counter()
@@ -129,7 +147,8 @@ def _annotate_success(span: Span, result: object) -> None:
 
 class InstrumentedSink:
     """A :class:`~amlproxy.core.ports.Sink` that traces another one's ``write`` and
-    ``close`` (spans ``"sink <name>"``) and counts its failures in ``SinkErrors``."""
+    ``close`` (spans ``"sink <name>"``, none when the tracer records nothing) and counts
+    its failures in ``SinkErrors``."""
 
     def __init__(self, inner: Sink, tracer: Tracer, metrics: EmfMetrics) -> None:
         self.inner = inner
@@ -137,9 +156,13 @@ class InstrumentedSink:
         self._tracer = tracer
         self._metrics = metrics
         self._span_name = f"sink {inner.name}"
+        self._traced = not records_nothing(tracer)
 
     def write(self, outcomes: Sequence[Outcome]) -> None:
         try:
+            if not self._traced:
+                self.inner.write(outcomes)
+                return
             with self._tracer.subsegment(
                 self._span_name, sink=self.name, operation="write", outcomes=len(outcomes)
             ):
@@ -150,6 +173,9 @@ class InstrumentedSink:
 
     def close(self) -> None:
         try:
+            if not self._traced:
+                self.inner.close()
+                return
             with self._tracer.subsegment(self._span_name, sink=self.name, operation="close"):
                 self.inner.close()
         except Exception:

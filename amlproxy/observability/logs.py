@@ -50,7 +50,9 @@ _SCALARS = (str, bool, type(None))
 def set_log_context(**fields: Any) -> None:
     """Replace the invocation fields every log line carries (None values are dropped)."""
     _context.clear()
-    _context.update({k: v for k, v in fields.items() if v is not None})
+    for key, value in fields.items():
+        if value is not None:
+            _context[key] = value
 
 
 def log_context() -> dict[str, Any]:

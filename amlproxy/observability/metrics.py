@@ -31,6 +31,7 @@ from amlproxy.core.retry import make_rng
 
 MAX_VALUES_PER_LINE = 100  # EMF: an array value holds at most 100 numbers
 MAX_SAMPLES = 1000
+MAX_DIRECTIVES = 64  # directives kept for reuse (sets of metric names: a few in practice)
 LATENCY = "EndpointLatency"
 UNITS: dict[str, str] = {
     "RecordsScored": "Count",
@@ -80,6 +81,9 @@ class EmfMetrics:
         self._counters: dict[str, float] = {}
         self._samples: list[float] = []
         self._seen = 0
+        # the "CloudWatchMetrics" directive of each set of names (dimensions, metrics) seen:
+        # the same few every invocation
+        self._directives: dict[tuple[str, tuple[str, ...], tuple[str, ...]], dict[str, Any]] = {}
 
     def add(self, name: str, value: float = 1) -> None:
         """Add ``value`` to the counter ``name`` (see :data:`UNITS`)."""
@@ -89,15 +93,12 @@ class EmfMetrics:
     def add_report(self, report: Report) -> None:
         """Count a pipeline run's outcomes and retries."""
         with self._lock:
-            c = self._counters
-            for name, value in (
-                ("RecordsScored", report.ok),
-                ("RecordsRejected", report.rejected),
-                ("RecordsFailed", report.failed),
-                ("Retries", report.retries),
-                ("RetriesExhausted", report.exhausted),
-            ):
-                c[name] = c.get(name, 0) + value
+            c, get = self._counters, self._counters.get
+            c["RecordsScored"] = get("RecordsScored", 0) + report.ok
+            c["RecordsRejected"] = get("RecordsRejected", 0) + report.rejected
+            c["RecordsFailed"] = get("RecordsFailed", 0) + report.failed
+            c["Retries"] = get("Retries", 0) + report.retries
+            c["RetriesExhausted"] = get("RetriesExhausted", 0) + report.exhausted
 
     def observe_latency(self, milliseconds: float) -> None:
         """One endpoint call's latency (reservoir-sampled beyond :data:`MAX_SAMPLES`)."""
@@ -122,27 +123,37 @@ class EmfMetrics:
         if not self.enabled or not (counters or samples):
             return []
         lines = []
-        chunks = [samples[i : i + MAX_VALUES_PER_LINE]
-                  for i in range(0, len(samples), MAX_VALUES_PER_LINE)] or [[]]
-        for n, chunk in enumerate(chunks):
-            values: dict[str, Any] = dict(counters) if n == 0 else {}
-            if chunk:
-                values[LATENCY] = [round(v, 3) for v in chunk]
-            if values:
+        values: dict[str, Any]
+        if len(samples) <= MAX_VALUES_PER_LINE:  # one line
+            values = dict(counters)
+            if samples:
+                values[LATENCY] = [round(v, 3) for v in samples]
+            lines.append(self._document(values))
+        else:
+            for start in range(0, len(samples), MAX_VALUES_PER_LINE):
+                values = dict(counters) if start == 0 else {}
+                values[LATENCY] = [round(v, 3)
+                                   for v in samples[start : start + MAX_VALUES_PER_LINE]]
                 lines.append(self._document(values))
         for line in lines:
             self._write(line)
         return lines
 
     def _document(self, values: dict[str, Any]) -> str:
-        directive = {
-            "Namespace": self.namespace,
-            "Dimensions": [list(self.dimensions)],
-            "Metrics": [{"Name": k, "Unit": UNITS.get(k, "None")} for k in values],
-        }
+        dimensions = self.dimensions
+        names = (self.namespace, tuple(dimensions), tuple(values))
+        directive = self._directives.get(names)
+        if directive is None:
+            if len(self._directives) >= MAX_DIRECTIVES:
+                self._directives.clear()
+            directive = self._directives[names] = {
+                "Namespace": self.namespace,
+                "Dimensions": [list(names[1])],
+                "Metrics": [{"Name": k, "Unit": UNITS.get(k, "None")} for k in values],
+            }
         doc = {
             "_aws": {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": [directive]},
-            **self.dimensions,
+            **dimensions,
             **values,
         }
         return orjson.dumps(doc).decode()

@@ -78,10 +78,11 @@ class HttpRequest:
 def parse_http_event(event: Any) -> HttpRequest:
     """The request of a REST API, HTTP API, function URL or ALB event (see the module
     docstring for what is refused)."""
-    if not isinstance(event, Mapping) or _is_authorizer(event):
+    if not (event.__class__ is dict or isinstance(event, Mapping)) or _is_authorizer(event):
         raise UnsupportedEventError("API", describe(event))
     context = event.get("requestContext")
-    if context is not None and not isinstance(context, Mapping):
+    if context is not None and context.__class__ is not dict and not isinstance(
+            context, Mapping):
         raise _malformed("requestContext", context, "an object")
     context = context or {}
     if "http" in context or (event.get("version") == "2.0" and (
@@ -126,7 +127,7 @@ def _is_authorizer(event: Mapping[str, Any]) -> bool:
 
 def _v2_route(event: Mapping[str, Any], context: Mapping[str, Any]) -> tuple[str, str, str]:
     http = context.get("http")
-    if not isinstance(http, Mapping):
+    if http.__class__ is not dict and not isinstance(http, Mapping):
         raise _malformed("requestContext.http", http, "an object")
     method = _text(http, "method", where="requestContext.http.")
     path = _text(event, "rawPath", default="") or _text(
@@ -143,6 +144,8 @@ def _v2_route(event: Mapping[str, Any], context: Mapping[str, Any]) -> tuple[str
 def _text(parent: Mapping[str, Any], name: str, *, default: str | None = None,
           where: str = "") -> str:
     value = parent.get(name)
+    if value.__class__ is str and value:
+        return value
     if value in (None, "") and default is not None:
         return default
     if isinstance(value, str) and value:
@@ -158,10 +161,13 @@ def _strings(event: Mapping[str, Any], name: str, multi_value: bool) -> dict[str
     value = event.get(name)
     if value is None:
         return {}
-    if not isinstance(value, Mapping):
+    if value.__class__ is not dict and not isinstance(value, Mapping):
         raise _malformed(name, value, "an object")
     found = {}
     for key, item in value.items():
+        if key.__class__ is str and item.__class__ is str:  # (what str() below gives)
+            found[key] = item
+            continue
         if multi_value and isinstance(item, list) and item:
             item = item[-1]
         if isinstance(item, bool) or not isinstance(item, str | int | float):

@@ -30,9 +30,10 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from amlproxy.bootstrap import (
@@ -50,7 +51,13 @@ from amlproxy.errors import ConfigurationError, UnsupportedEventError
 from amlproxy.observability.instrument import invocation_annotations
 from amlproxy.observability.logs import configure_logging, set_log_context
 from amlproxy.observability.metrics import EmfMetrics
-from amlproxy.observability.tracing import Carrier, SpanKindName, Tracer, make_tracer
+from amlproxy.observability.tracing import (
+    Carrier,
+    SpanKindName,
+    Tracer,
+    make_tracer,
+    records_nothing,
+)
 from amlproxy.settings import Settings, load_settings
 from amlproxy.triggers import _snapstart
 
@@ -58,6 +65,7 @@ if TYPE_CHECKING:
     from amlproxy.chunks import ChunkRoom
 
 log = logging.getLogger("amlproxy.triggers")
+CarrierArg = Carrier | Callable[[], Carrier | None] | None
 
 
 @dataclass
@@ -107,6 +115,9 @@ _lock = threading.Lock()  # the in-process local stack invokes handlers from thr
 def get_runtime() -> Runtime:
     """The process's runtime, built on first use."""
     global _runtime
+    runtime = _runtime
+    if runtime is not None:  # (built: no lock to take)
+        return runtime
     with _lock:
         if _runtime is None:
             _runtime = build_runtime()
@@ -204,31 +215,84 @@ def check_trigger(runtime: Runtime, trigger: str) -> None:
     runtime.checked_triggers.add(trigger)
 
 
-@contextmanager
-def invocation(trigger: str, context: Any, carrier: Carrier | None = None,
-               links: Sequence[Carrier] = ()) -> Iterator[Runtime]:
+def invocation(trigger: str, context: Any, carrier: CarrierArg = None,
+               links: Sequence[Carrier] = ()) -> Invocation:
     """The bracket of one invocation: the runtime (built now if the init phase did not),
     the retry deadline from the Lambda context, the log fields, the invocation's span
     (parent: ``carrier``'s trace headers, else Lambda's; ``links``: the traces of the
     messages of a batch), the metrics and spans flushed at the end. A refused event
-    (:class:`UnsupportedEventError`) and any other error are logged and raised."""
-    runtime, cold_start = _begin(trigger, context)
-    fields = {"request_id": getattr(context, "aws_request_id", None),
-              "function": getattr(context, "function_name", None), "trigger": trigger}
-    kind: SpanKindName = "server" if trigger == "api" else "consumer"
-    try:
-        with runtime.tracer.invocation(f"amlproxy {trigger}", carrier=carrier, links=links,
-                                       kind=kind, **invocation_annotations(fields, cold_start)):
-            yield runtime
-    except UnsupportedEventError as exc:
-        log.error("event refused: %s", exc, extra={"error_type": type(exc).__name__})
-        raise
-    except Exception:
-        log.exception("%s invocation failed", trigger)
-        raise
-    finally:
+    (:class:`UnsupportedEventError`) and any other error are logged and raised.
+
+    ``carrier`` may be a function that returns it: it is then called only when the tracer
+    records spans (with tracing off, an event's trace headers are not even looked for)."""
+    return Invocation(trigger, context, carrier, links)
+
+
+class Invocation:
+    """The context manager :func:`invocation` returns (a class rather than a generator:
+    it is entered on every request). With the no-op tracer no span is opened, nor its
+    annotations built."""
+
+    __slots__ = ("_carrier", "_context", "_links", "_runtime", "_span", "_trigger")
+
+    def __init__(self, trigger: str, context: Any, carrier: CarrierArg,
+                 links: Sequence[Carrier]) -> None:
+        self._trigger = trigger
+        self._context = context
+        self._carrier = carrier
+        self._links = links
+        self._span: AbstractContextManager[Any] | None = None
+
+    def __enter__(self) -> Runtime:
+        runtime, cold_start = _begin(self._trigger, self._context)
+        self._runtime = runtime
+        if records_nothing(runtime.tracer):
+            return runtime
+        try:
+            self._span = self._open_span(runtime.tracer, cold_start)
+        except BaseException as exc:
+            self._failed(exc)
+            self._end(runtime)
+            raise
+        return runtime
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        runtime, span = self._runtime, self._span
+        try:
+            if span is not None:  # (a tracer's span never swallows an exception)
+                try:
+                    span.__exit__(exc_type, exc, tb)
+                except BaseException as raised:
+                    self._failed(raised)
+                    raise
+            if exc is not None:
+                self._failed(exc)
+        finally:
+            self._end(runtime)
+
+    def _open_span(self, tracer: Tracer, cold_start: bool) -> AbstractContextManager[Any]:
+        context, trigger = self._context, self._trigger
+        fields = {"request_id": getattr(context, "aws_request_id", None),
+                  "function": getattr(context, "function_name", None), "trigger": trigger}
+        kind: SpanKindName = "server" if trigger == "api" else "consumer"
+        carrier = self._carrier() if callable(self._carrier) else self._carrier
+        span = tracer.invocation(f"amlproxy {trigger}", carrier=carrier, links=self._links,
+                                 kind=kind, **invocation_annotations(fields, cold_start))
+        span.__enter__()
+        return span
+
+    def _failed(self, exc: BaseException) -> None:
+        """Log an error leaving the invocation (as it propagates)."""
+        if isinstance(exc, UnsupportedEventError):
+            log.error("event refused: %s", exc, extra={"error_type": type(exc).__name__})
+        elif isinstance(exc, Exception):
+            log.error("%s invocation failed", self._trigger, exc_info=exc)
+
+    def _end(self, runtime: Runtime) -> None:
         runtime.metrics.flush()
-        runtime.tracer.flush(runtime.deadline.remaining())
+        if self._span is not None or not records_nothing(runtime.tracer):
+            runtime.tracer.flush(runtime.deadline.remaining())
         set_log_context()
 
 

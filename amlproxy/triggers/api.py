@@ -102,8 +102,10 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     :class:`~amlproxy.errors.UnsupportedEventError`; a malformed HTTP request gets 400."""
     request_id = getattr(context, "aws_request_id", None)
     try:
-        headers = event.get("headers") if isinstance(event, Mapping) else None
-        with invocation("api", context, http_carrier(headers)) as runtime:
+        carrier = (lambda: http_carrier(event.get("headers"))) if (
+            event.__class__ is dict or isinstance(event, Mapping)
+        ) else None  # (only looked for when tracing is on)
+        with invocation("api", context, carrier) as runtime:
             try:
                 request = parse_http_event(event)
             except UnsupportedEventError as exc:
