@@ -1,6 +1,7 @@
 """``make bench``: run every benchmark in bench/, then write and print the summary.
 
     python bench/run.py [--only overhead coldstart ...] [--quick]
+    python bench/run.py --only api_inprocess --keep   (re-measure one, keep the others)
     python bench/run.py --check      (``make bench-check``)
 
 Each benchmark runs as a subprocess (``python bench/<name>.py``) and writes
@@ -10,7 +11,9 @@ into ``bench/results/summary.json`` and ``bench/results/summary.md`` and prints 
 each missed target marked. ``--quick`` shrinks the workloads (for trying the suite, not
 for the figures). The exit status is 1 when a benchmark failed; with ``--check`` also when
 a figure misses its target (``--check`` alone reads the last full run's summary, and runs
-the benchmarks first if there is none).
+the benchmarks first if there is none). ``--keep`` with ``--only``: the other benchmarks'
+results stay those of the last summary, and the summary names the command and time that
+measured each one.
 """
 
 from __future__ import annotations
@@ -58,9 +61,10 @@ def run(name: str, args: list[str]) -> dict[str, Any]:
             "figures": result.get("figures", [])}
 
 
-def markdown(results: list[dict[str, Any]], command: str) -> str:
+def markdown(results: list[dict[str, Any]], by: str) -> str:
+    """The summary table; ``by``: the command(s) that measured it, with their times."""
     lines = [
-        f"Measured by `{command}` on {time.strftime('%Y-%m-%d')}, Python "
+        f"Measured by {by}, Python "
         f"{platform.python_version()}, {_cpus()} CPUs. Ratios are taken side by side in "
         "the same run.",
         "",
@@ -76,6 +80,17 @@ def markdown(results: list[dict[str, Any]], command: str) -> str:
             lines.append(f"| {fig['figure']} | {value} | {fig['target']} | {met} | "
                          f"{fig['detail']} |")
     return "\n".join(lines) + "\n"
+
+
+def _kept_results(names: list[str]) -> dict[str, dict[str, Any]]:
+    """The last summary's results of the benchmarks not in ``names`` (for ``--keep``)."""
+    summary = RESULTS / "summary.json"
+    if not summary.exists():
+        return {}
+    last = json.loads(summary.read_text())
+    written = time.strftime("%Y-%m-%d %H:%M", time.localtime(summary.stat().st_mtime))
+    return {r["benchmark"]: {"command": last.get("command", "?"), "measured": written, **r}
+            for r in last["results"] if r["benchmark"] not in names}
 
 
 def _cpus() -> int:
@@ -98,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--check", action="store_true",
                         help="exit 1 when a figure misses its target")
+    parser.add_argument("--keep", action="store_true",
+                        help="with --only: keep the other benchmarks' last results")
     args = parser.parse_args(argv)
     summary = RESULTS / "summary.json"
     if args.check and not (args.only or args.quick) and summary.exists():
@@ -115,16 +132,21 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_all(args: argparse.Namespace, argv: list[str] | None) -> list[dict[str, Any]]:
     names = args.only or list(BENCHMARKS)
+    given = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--check"]
+    command = "make bench" if not given else "python " + " ".join(["bench/run.py", *given])
+    kept = _kept_results(names) if args.keep and args.only else {}
     results = []
     started = time.perf_counter()
     for name in names:
         print(f"\n== {name} ==", flush=True)
         full, quick = BENCHMARKS[name]
-        results.append(run(name, quick if args.quick else full))
+        results.append({**run(name, quick if args.quick else full), "command": command,
+                        "measured": time.strftime("%Y-%m-%d %H:%M")})
         print(f"({name}: {results[-1]['seconds']:.0f} s)", flush=True)
-    given = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--check"]
-    command = "make bench" if not given else "python " + " ".join(["bench/run.py", *given])
-    table = markdown(results, command)
+    done = {r["benchmark"]: r for r in results}
+    results = [done.get(name) or kept[name] for name in BENCHMARKS if name in done or name in kept]
+    commands = sorted({f"`{r['command']}` ({r['measured']})" for r in results})
+    table = markdown(results, " and ".join(commands))
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "summary.md").write_text(table)
     (RESULTS / "summary.json").write_text(json.dumps(
