@@ -136,12 +136,12 @@ def run_all(args: argparse.Namespace, argv: list[str] | None) -> list[dict[str, 
     command = "make bench" if not given else "python " + " ".join(["bench/run.py", *given])
     kept = _kept_results(names) if args.keep and args.only else {}
     results = []
-    started = time.perf_counter()
+    started, measured = time.perf_counter(), time.strftime("%Y-%m-%d %H:%M")
     for name in names:
         print(f"\n== {name} ==", flush=True)
         full, quick = BENCHMARKS[name]
         results.append({**run(name, quick if args.quick else full), "command": command,
-                        "measured": time.strftime("%Y-%m-%d %H:%M")})
+                        "measured": measured})
         print(f"({name}: {results[-1]['seconds']:.0f} s)", flush=True)
     done = {r["benchmark"]: r for r in results}
     results = [done.get(name) or kept[name] for name in BENCHMARKS if name in done or name in kept]

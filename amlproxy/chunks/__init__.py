@@ -18,10 +18,12 @@ core imports nothing of this package.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from amlproxy.chunks.fanout import Planner
-from amlproxy.chunks.messages import Layout
-from amlproxy.chunks.work import ChunkWorker
+if TYPE_CHECKING:  # (importing a module of the room, its messages say, imports no other)
+    from amlproxy.chunks.fanout import Planner
+    from amlproxy.chunks.messages import Layout
+    from amlproxy.chunks.work import ChunkWorker
 
 __all__ = ["ChunkRoom"]
 
