@@ -18,32 +18,23 @@ import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol, cast
+from typing import Any
 
-from amlproxy.core.outcome import Outcome, SourceRow, Status
+from amlproxy.core.outcome import Outcome, SourceRow
 from amlproxy.core.ports import Backend, Sink
 from amlproxy.core.prediction import Prediction
 from amlproxy.core.report import Report
-from amlproxy.core.retry import never_attempted
 from amlproxy.core.schema import Schema
-from amlproxy.core.units import Unit, UnitResult, build_units
+from amlproxy.core.sink_writes import DeadlineLike, abort_quietly, out_of_time, write_chunk
+from amlproxy.core.units import Unit, UnitResult, build_units, finish_unit
 from amlproxy.errors import (
     AmlProxyError,
     BackendError,
-    FieldError,
     NonRetryableBackendError,
-    RetriesExhaustedError,
-    SinkWriteError,
 )
 
 log = logging.getLogger(__name__)
 _PREDICTION = {Prediction}
-
-class DeadlineLike(Protocol):
-    """Anything that says whether time is up (see :class:`amlproxy.core.retry.Deadline`)."""
-
-    def expired(self) -> bool: ...
-
 
 class Pipeline:
     """Scores records with one backend and writes the outcomes to sinks.
@@ -111,9 +102,10 @@ class Pipeline:
                 if targets:
                     buffer += outcomes
                     while len(buffer) >= self.sink_chunk:  # chunks of sink_chunk outcomes
-                        if self._out_of_time(report, longest_write):
+                        if out_of_time(self.deadline, report, longest_write):
                             break  # sinks stop writing at the deadline
-                        took = self._write(targets, buffer[: self.sink_chunk], report)
+                        took = write_chunk(targets, buffer[: self.sink_chunk], report,
+                                           self.deadline)
                         if report.interrupted:
                             break  # a sink stopped at the deadline: the chunk is redone
                         longest_write = max(longest_write, took)
@@ -124,12 +116,14 @@ class Pipeline:
                     report.elapsed_s = time.perf_counter() - started
                     progress(report)
                     next_progress = (report.total // progress_every + 1) * progress_every
-            if buffer and not self._out_of_time(report, longest_write):
-                self._write(targets, buffer, report)  # a cut run writes whole chunks only, so
-            if buffer and targets and report.interrupted:  # its retry re-sends the same
-                report.uncount(buffer)  # messages; for the retry: this chunk is not done
+            if buffer and not out_of_time(self.deadline, report, longest_write):
+                write_chunk(targets, buffer, report, self.deadline)
+            # a cut run writes whole chunks only, so that its retry re-sends the same
+            # messages: for the retry, the chunk not written is not done
+            if buffer and targets and report.interrupted:
+                report.uncount(buffer)
             if targets and not report.interrupted:
-                self._out_of_time(report)  # no commit after the deadline either
+                out_of_time(self.deadline, report)  # no commit after the deadline either
         except BaseException:
             for sink in targets:
                 abort_quietly(sink)
@@ -205,7 +199,7 @@ class Pipeline:
             report.interrupted = True  # no unit is started at the deadline
         else:
             self._start(unit, report, source)
-            outcomes = self._finish(unit, source, report)
+            outcomes = finish_unit(unit, source, report, self.backend.name)
             report.count_all(outcomes)
         report.elapsed_s = time.perf_counter() - started
         return outcomes, report
@@ -240,11 +234,11 @@ class Pipeline:
             self._start(unit, report, source)
             window.append(unit)
             while window and (len(window) >= max_window or _done(window[0])):
-                yield self._finish(window.popleft(), source, report)
+                yield finish_unit(window.popleft(), source, report, self.backend.name)
                 if report.interrupted:
                     return
         while window:
-            yield self._finish(window.popleft(), source, report)
+            yield finish_unit(window.popleft(), source, report, self.backend.name)
             if report.interrupted:
                 return
         if cut is not None:
@@ -301,112 +295,6 @@ class Pipeline:
         except Exception as exc:
             log.exception("backend %s raised an unexpected error", self.backend.name)
             return BackendError(f"unexpected {type(exc).__name__}: {exc}", code="InternalError")
-
-    def _finish(self, unit: Unit, source: str, report: Report) -> list[Outcome]:
-        """The unit's outcomes, in input order (waits for its batch). They are made here,
-        just before they are written: objects that live that briefly cost the garbage
-        collector next to nothing."""
-        if not unit.lines:
-            return [o for _, o in unit.rejects]
-        if unit.future is not None:
-            t0 = time.perf_counter()  # time spent waiting on the backend
-            unit.result = unit.future.result()
-            report.predict_s += time.perf_counter() - t0
-        assert unit.result is not None
-        scored, failures = unit.result
-        assert failures >= 0  # (a backend's wrong count of predictions: zip raises below)
-        lines = unit.lines
-        row_ids = unit.row_ids if unit.row_ids is not None else [None] * len(lines)
-        outcomes: list[Outcome | None]
-        if not failures:
-            ok, predictions = Status.OK, cast("list[Prediction]", scored)
-            outcomes = [Outcome(source, line, ok, record, None, prediction, (), row_id)
-                        for line, record, prediction, row_id
-                        in zip(lines, unit.records, predictions, row_ids, strict=True)]
-        else:
-            outcomes = [
-                Outcome(source, line, Status.OK, record, None, result, (), row_id)
-                if isinstance(result, Prediction)
-                else None if never_attempted(result)
-                else self._failed(source, line, raw, record, row_id, result, report)
-                for line, raw, record, row_id, result
-                in zip(lines, unit.raws, unit.records, row_ids, scored, strict=True)
-            ]
-        for at, reject in unit.rejects:  # ascending places: each insert keeps the next's
-            outcomes.insert(at, reject)
-        if failures and None in outcomes:
-            # a record not tried before the deadline is not done: neither it nor the rows
-            # after it get an outcome in this run
-            report.interrupted = True
-            del outcomes[outcomes.index(None):]
-        return outcomes  # type: ignore[return-value]  # no None is left
-
-    def _failed(
-        self,
-        source: str,
-        line: int,
-        raw: str,
-        record: dict[str, Any],
-        row_id: str | None,
-        error: BackendError,
-        report: Report,
-    ) -> Outcome:
-        report.retries += max(0, error.attempts - 1)
-        if isinstance(error, RetriesExhaustedError):
-            report.exhausted += 1
-        reason = FieldError(None, f"backend {self.backend.name}: {failure_text(error)}")
-        return Outcome(source, line, Status.FAILED, record, raw, None, (reason,), row_id)
-
-    def _out_of_time(self, report: Report, need_s: float = 0.0) -> bool:
-        """Whether the run must stop writing: it was interrupted, the deadline has passed,
-        or it is nearer than ``need_s`` (the longest chunk write of the run so far). The
-        run is then interrupted."""
-        deadline = self.deadline
-        if deadline is not None and not report.interrupted:
-            remaining = getattr(deadline, "remaining", None)
-            left = remaining() if callable(remaining) else None
-            if deadline.expired() if left is None else left <= 0 or left < need_s:
-                report.interrupted = True
-        return report.interrupted
-
-    def _write(self, sinks: Sequence[Sink], outcomes: list[Outcome], report: Report) -> float:
-        """Writes one chunk to every sink, in order; the seconds it took, on the deadline's
-        clock (they are weighed against its time left). A sink that stops at the deadline
-        (:class:`SinkWriteError` with ``deadline``) interrupts the run: the chunk is not
-        done, and the sinks after that one do not get it (put the sinks that can take a
-        chunk again, keyed ones, before those that cannot)."""
-        clock = getattr(self.deadline, "clock", None) or time.perf_counter
-        started = clock()
-        t0 = time.perf_counter()
-        for sink in sinks:
-            try:
-                sink.write(outcomes)
-            except SinkWriteError as exc:
-                if not exc.deadline:
-                    raise
-                log.info("the deadline stopped %s at line %d", sink.name, outcomes[0].line)
-                report.interrupted = True
-                break
-        report.sink_s += time.perf_counter() - t0
-        return float(clock() - started)
-
-
-def abort_quietly(sink: Sink) -> None:
-    """Aborts ``sink``, logging (not raising) a failure: what made us abort matters more."""
-    try:
-        sink.abort()
-    except Exception:  # the original error matters more
-        log.exception("aborting sink %s failed", sink.name)
-
-
-def failure_text(error: BackendError) -> str:
-    """A backend failure as ``Class: message``: its cause, not only that it failed."""
-    text = str(error)
-    first = text.split(":", 1)[0]
-    return text if first.endswith("Error") and first.isidentifier() else (
-        f"{type(error).__name__}: {text}")
-
-
 
 def _done(unit: Unit) -> bool:
     """Whether the unit's batch is scored (its outcomes are made without waiting)."""

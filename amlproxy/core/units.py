@@ -18,13 +18,14 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from itertools import islice
 from operator import attrgetter
-from typing import Any
+from typing import Any, cast
 
 from amlproxy.core.outcome import Outcome, SourceRow, Status
 from amlproxy.core.prediction import Prediction
 from amlproxy.core.report import Report
+from amlproxy.core.retry import never_attempted
 from amlproxy.core.schema import Schema
-from amlproxy.errors import BackendError, FieldError, RecordValidationError
+from amlproxy.errors import BackendError, FieldError, RecordValidationError, RetriesExhaustedError
 
 # a unit's scored batch: a prediction per record, else the backend's error; and the count
 # of errors
@@ -161,3 +162,68 @@ class _Lines:
 
     def __len__(self) -> int:
         return len(self.rows)
+
+
+def finish_unit(unit: Unit, source: str, report: Report, backend: str) -> list[Outcome]:
+    """The unit's outcomes, in input order (waits for its batch; ``backend``: its name,
+    for the reasons of failed rows). They are made here,
+    just before they are written: objects that live that briefly cost the garbage
+    collector next to nothing."""
+    if not unit.lines:
+        return [o for _, o in unit.rejects]
+    if unit.future is not None:
+        t0 = time.perf_counter()  # time spent waiting on the backend
+        unit.result = unit.future.result()
+        report.predict_s += time.perf_counter() - t0
+    assert unit.result is not None
+    scored, failures = unit.result
+    assert failures >= 0  # (a backend's wrong count of predictions: zip raises below)
+    lines = unit.lines
+    row_ids = unit.row_ids if unit.row_ids is not None else [None] * len(lines)
+    outcomes: list[Outcome | None]
+    if not failures:
+        ok, predictions = Status.OK, cast("list[Prediction]", scored)
+        outcomes = [Outcome(source, line, ok, record, None, prediction, (), row_id)
+                    for line, record, prediction, row_id
+                    in zip(lines, unit.records, predictions, row_ids, strict=True)]
+    else:
+        outcomes = [
+            Outcome(source, line, Status.OK, record, None, result, (), row_id)
+            if isinstance(result, Prediction)
+            else None if never_attempted(result)
+            else _failed(source, line, raw, record, row_id, result, report, backend)
+            for line, raw, record, row_id, result
+            in zip(lines, unit.raws, unit.records, row_ids, scored, strict=True)
+        ]
+    for at, reject in unit.rejects:  # ascending places: each insert keeps the next's
+        outcomes.insert(at, reject)
+    if failures and None in outcomes:
+        # a record not tried before the deadline is not done: neither it nor the rows
+        # after it get an outcome in this run
+        report.interrupted = True
+        del outcomes[outcomes.index(None):]
+    return outcomes  # type: ignore[return-value]  # no None is left
+
+def _failed(
+    source: str,
+    line: int,
+    raw: str,
+    record: dict[str, Any],
+    row_id: str | None,
+    error: BackendError,
+    report: Report,
+    backend: str,
+) -> Outcome:
+    report.retries += max(0, error.attempts - 1)
+    if isinstance(error, RetriesExhaustedError):
+        report.exhausted += 1
+    reason = FieldError(None, f"backend {backend}: {failure_text(error)}")
+    return Outcome(source, line, Status.FAILED, record, raw, None, (reason,), row_id)
+
+
+def failure_text(error: BackendError) -> str:
+    """A backend failure as ``Class: message``: its cause, not only that it failed."""
+    text = str(error)
+    first = text.split(":", 1)[0]
+    return text if first.endswith("Error") and first.isidentifier() else (
+        f"{type(error).__name__}: {text}")

@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from amlproxy.core.outcome import Outcome
-from amlproxy.core.pipeline import abort_quietly
+from amlproxy.core.sink_writes import abort_quietly
 from amlproxy.errors import ConfigurationError, UnsupportedEventError
 from amlproxy.observability.carriers import http_carrier
 from amlproxy.settings import LAMBDA_RESPONSE_LIMIT

@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from amlproxy.core.outcome import Outcome, Status
-from amlproxy.core.pipeline import failure_text
 from amlproxy.core.report import Report, fill_template, reason_template
+from amlproxy.core.units import failure_text
 from amlproxy.errors import (
     EndpointConnectionError,
     EndpointNotFoundError,
