@@ -39,7 +39,7 @@ for _key, _value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "t
     os.environ.setdefault(_key, _value)
 os.environ.pop("AWS_PROFILE", None)
 
-from _common import timed_loop  # noqa: E402  (bench/ is sys.path[0])
+from _common import RESULTS, timed_loop  # noqa: E402  (bench/ is sys.path[0])
 
 from amlproxy.backends._aws import make_client  # noqa: E402
 from amlproxy.backends.aml import AmlBackend, aml_record  # noqa: E402
@@ -52,7 +52,7 @@ from amlproxy.emulator.process import start_process  # noqa: E402
 from amlproxy.errors import RecordValidationError  # noqa: E402
 
 MODEL = "census-income"
-OUT = ROOT / "bench" / "results" / "throughput.json"
+OUT = RESULTS / "throughput.json"
 
 
 def census_records() -> list[dict[str, Any]]:
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     results["figures"] = figures_of(results)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nwritten to {OUT.relative_to(ROOT)}")
+    print(f"\nwritten to {OUT}")
     return 0
 
 
