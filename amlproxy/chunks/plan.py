@@ -160,15 +160,8 @@ def plan_stream(stream: SupportsReadBytes, *, format: PlanFormat, chunk_bytes: i
                     stream, scan, cutter, data, carry, base, lines_before, skip, block_size)
                 continue
             if not data:
-                carry = data + carry
-                continue
-        if cutter.want_header:
-            cutter.head += data
-            if cutter.head_base + len(cutter.head) > _HEADER_LIMIT:
-                cutter.want_header = False  # no header in sight: no cut before it either
-        scan.feed(data, base, lines_before, skip)
-        base += len(data)
-        lines_before += data.count(b"\n")
+                continue  # no line break yet: the line goes on in the next read
+        base, lines_before = _feed(scan, cutter, data, base, lines_before, skip)
     size = base
     if cutter.want_header and cutter.head:
         cutter.boundary(size, lines_before)  # a header without a line break
@@ -178,17 +171,24 @@ def plan_stream(stream: SupportsReadBytes, *, format: PlanFormat, chunk_bytes: i
     return cutter.plan
 
 
+def _feed(scan: CsvScan | LineScan, cutter: _Cutter, data: bytes, base: int,
+          lines_before: int, skip: int) -> tuple[int, int]:
+    """Scans ``data`` (whole lines at offset ``base``); the offset and line count after it."""
+    if cutter.want_header:
+        cutter.head += data
+        if cutter.head_base + len(cutter.head) > _HEADER_LIMIT:
+            cutter.want_header = False  # no header in sight: no cut before it either
+    scan.feed(data, base, lines_before, skip)
+    return base + len(data), lines_before + data.count(b"\n")
+
+
 def _drop_long_line(stream: SupportsReadBytes, scan: CsvScan | LineScan, cutter: _Cutter,
                     data: bytes, line: bytes, base: int, lines_before: int, skip: int,
                     block_size: int) -> tuple[int, int, bytes]:
     """Scans ``data`` (whole lines), then reads past the over-long ``line`` that follows it
     to its line break and drops it; the new (base, lines_before, carry)."""
     if data:
-        if cutter.want_header:
-            cutter.head += data
-        scan.feed(data, base, lines_before, skip)
-        base += len(data)
-        lines_before += data.count(b"\n")
+        base, lines_before = _feed(scan, cutter, data, base, lines_before, skip)
     size, rest, ended = len(line), b"", False
     while True:
         block = stream.read(block_size)

@@ -188,12 +188,7 @@ class Pipeline:
         generator or a window for a single unit."""
         report = Report(source=source)
         started = time.perf_counter()
-        count = len(records)
-        unit = Unit(lines=list(range(1, count + 1)), raws=[""] * count,
-                    records=[r if r.__class__ is dict else dict(r) for r in records])
-        if self.schema.row_id:
-            row_id_of = self.schema.row_id_of
-            unit.row_ids = [row_id_of(record) for record in records]
+        unit = Unit.of_records(records, self.schema)
         outcomes: list[Outcome] = []
         if self.deadline is not None and self.deadline.expired():
             report.interrupted = True  # no unit is started at the deadline

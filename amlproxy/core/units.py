@@ -13,7 +13,7 @@ for the garbage collector to go through again and again (a whole file can be in 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from itertools import islice
@@ -52,6 +52,16 @@ class Unit:
     rejects: list[tuple[int, Outcome]] = field(default_factory=list)
     future: Future[UnitResult] | None = None
     result: UnitResult | None = None
+
+    @classmethod
+    def of_records(cls, records: Sequence[Mapping[str, Any]], schema: Schema) -> Unit:
+        """One batch of records valid already, lines 1 to n without raw text: what
+        :func:`build_units` (``validated=True``) makes of them, without rows to read."""
+        unit = cls(lines=list(range(1, len(records) + 1)), raws=[""] * len(records),
+                   records=[r if r.__class__ is dict else dict(r) for r in records])
+        if schema.row_id:
+            unit.row_ids = [schema.row_id_of(record) for record in unit.records]
+        return unit
 
     def add(self, rows: Sequence[SourceRow], records: list[dict[str, Any]],
             schema: Schema) -> None:
@@ -166,9 +176,8 @@ class _Lines:
 
 def finish_unit(unit: Unit, source: str, report: Report, backend: str) -> list[Outcome]:
     """The unit's outcomes, in input order (waits for its batch; ``backend``: its name,
-    for the reasons of failed rows). They are made here,
-    just before they are written: objects that live that briefly cost the garbage
-    collector next to nothing."""
+    for the reasons of failed rows). They are made here, just before they are written:
+    objects that live that briefly cost the garbage collector next to nothing."""
     if not unit.lines:
         return [o for _, o in unit.rejects]
     if unit.future is not None:

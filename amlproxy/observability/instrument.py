@@ -58,46 +58,34 @@ class InstrumentedBackend:
         self._traced = not records_nothing(tracer)  # decided once: no span per call when off
 
     def predict(self, record: Mapping[str, Any]) -> Prediction:
-        if not self._traced:
-            return self._untraced(self.inner.predict, record)
         return self._call(1, self.inner.predict, record)
 
     def predict_batch(self, records: Sequence[Mapping[str, Any]]) -> list[Prediction]:
-        if not self._traced:
-            return self._untraced(self.inner.predict_batch, records)
         return self._call(len(records), self.inner.predict_batch, records)
-
-    def _untraced(self, fn: Callable[[A], R], arg: A) -> R:
-        """:meth:`_call` without its span (the metrics only): for a tracer that records
-        nothing, whose span and annotations would be thrown away."""
-        started = time.perf_counter()
-        try:
-            return fn(arg)
-        except Exception:
-            self._metrics.add("EndpointErrors")
-            raise
-        finally:
-            self._metrics.observe_latency((time.perf_counter() - started) * 1000.0)
 
     def _call(self, count: int, fn: Callable[[A], R], arg: A) -> R:
         started = time.perf_counter()
         try:
-            with self._tracer.subsegment(
-                self._span_name, backend=self.name, model_id=self.model_id, records=count
-            ) as span:
-                try:
-                    result = fn(arg)
-                except BackendError as exc:
-                    span.annotate("attempts", exc.attempts)
-                    span.annotate("outcome", outcome_class(exc))
-                    raise
-                _annotate_success(span, result)
-                return result
+            return self._in_span(count, fn, arg) if self._traced else fn(arg)
         except Exception:
             self._metrics.add("EndpointErrors")
             raise
         finally:
             self._metrics.observe_latency((time.perf_counter() - started) * 1000.0)
+
+    def _in_span(self, count: int, fn: Callable[[A], R], arg: A) -> R:
+        """The call in its span, annotated with its attempts and outcome."""
+        with self._tracer.subsegment(
+            self._span_name, backend=self.name, model_id=self.model_id, records=count
+        ) as span:
+            try:
+                result = fn(arg)
+            except BackendError as exc:
+                span.annotate("attempts", exc.attempts)
+                span.annotate("outcome", outcome_class(exc))
+                raise
+            _annotate_success(span, result)
+            return result
 
     def close(self) -> None:
         self.inner.close()

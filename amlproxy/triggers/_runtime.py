@@ -291,7 +291,7 @@ class Invocation:
 
     def _end(self, runtime: Runtime) -> None:
         runtime.metrics.flush()
-        if self._span is not None or not records_nothing(runtime.tracer):
+        if not records_nothing(runtime.tracer):
             runtime.tracer.flush(runtime.deadline.remaining())
         set_log_context()
 
