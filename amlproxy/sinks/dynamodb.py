@@ -33,7 +33,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from amlproxy.core.outcome import Outcome, StatusFilter, parse_statuses
@@ -82,6 +81,8 @@ def table_definition(table_name: str) -> dict[str, Any]:
 
 def default_client() -> DynamoDBClient:
     """A DynamoDB client that makes one attempt per call (the policy retries)."""
+    import boto3  # here, not at import: the triggers make their clients from botocore
+
     return boto3.client("dynamodb", config=one_attempt_config(connect_timeout=5, read_timeout=10))
 
 

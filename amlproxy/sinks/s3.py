@@ -27,7 +27,6 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from amlproxy.core.outcome import Outcome
@@ -88,6 +87,8 @@ def output_key(
 
 def default_client() -> S3Client:
     """An S3 client that makes one attempt per call (the policy retries)."""
+    import boto3  # here, not at import: the triggers make their clients from botocore
+
     return boto3.client("s3", config=one_attempt_config(connect_timeout=5, read_timeout=60))
 
 

@@ -58,3 +58,29 @@ def test_what_init_built_is_frozen_out_of_the_collectors_generations() -> None:
     assert imported("amlproxy.triggers.sqs", then, **lambda_env).stdout.strip() == "True"
     assert imported("amlproxy.triggers.sqs", then, AMLPROXY_BACKEND="local"
                     ).stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(("module", "sinks"), [
+    ("amlproxy.triggers.s3", "s3"),
+    ("amlproxy.triggers.sns", "dynamodb"),
+    ("amlproxy.triggers.sqs", "dynamodb"),
+    ("amlproxy.triggers.api", "dynamodb"),
+])
+def test_init_makes_its_clients_from_botocore_without_importing_boto3(
+    module: str, sinks: str
+) -> None:
+    """boto3's session imports s3transfer and its resource layer (~16 ms of a cold start);
+    the clients init makes are botocore's, the same low-level clients."""
+    then = ("import sys, botocore.client; rt = r.get_runtime(); "
+            f"c = rt.clients.client({sinks!r}); "
+            "assert isinstance(c, botocore.client.BaseClient); "
+            "print(sorted(m for m in ('boto3', 's3transfer') if m in sys.modules))")
+    env = {"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001", "AMLPROXY_BACKEND": "sagemaker",
+           "AMLPROXY_SAGEMAKER_ENDPOINT": "census-income", "AMLPROXY_REGION": "us-east-1",
+           "AMLPROXY_ENDPOINT_URL": "http://127.0.0.1:9",
+           "AMLPROXY_AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AMLPROXY_SINKS": sinks,
+           "AMLPROXY_DYNAMODB_TABLE": "results",
+           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    answer = imported(module, then, **env)
+    assert answer.returncode == 0, answer.stderr
+    assert answer.stdout.strip() == "[]"
