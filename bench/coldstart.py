@@ -245,7 +245,7 @@ def tracing_figures(medians: dict[str, float], runs: dict[str, list[dict[str, An
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=11)
     parser.add_argument("--triggers", nargs="+", choices=TRIGGERS, default=list(TRIGGERS))
     args = parser.parse_args(argv)
     triggers = tuple(t for t in TRIGGERS if t in args.triggers)

@@ -34,7 +34,8 @@ from _common import RESULTS, ROOT
 BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "overhead": ([], ["--rows", "5000", "--rounds", "2"]),
     "api_inprocess": ([], ["--requests", "200", "--rounds", "2"]),
-    # gc.freeze() after setup, as the Lambda triggers do at the end of init (all sides get it)
+    # the collector as the Lambda triggers leave it after init (gc.freeze(), thresholds), for
+    # all sides
     "sagemaker_batch": (["--gc-freeze"], ["--rows", "3000", "--rounds", "1", "--batches",
                                           "50", "500"]),
     "throughput": (["--seconds", "3"], ["--seconds", "1", "--rounds", "1"]),
