@@ -57,7 +57,7 @@ from amlproxy.core.pipeline import Pipeline  # noqa: E402
 from amlproxy.core.readers import read_csv  # noqa: E402
 from amlproxy.core.retry import RetryPolicy  # noqa: E402
 from amlproxy.core.schema import load_schema  # noqa: E402
-from amlproxy.triggers._collector import after_init  # noqa: E402
+from amlproxy.triggers._collector import THRESHOLDS, after_init  # noqa: E402
 
 # (batch size, peer) -> amlproxy / peer, at least; the other pairs are reported
 TARGETS = {(200, "pydantic"): 1.0, (500, "pydantic"): 1.0, (500, "bare boto3"): 0.35}
@@ -258,8 +258,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"of {args.rounds} interleaved rounds, spread {min(ratios):.2f}-"
                     f"{max(ratios):.2f}; concurrency {args.concurrency}, "
                     f"{args.latency_ms:.0f} ms latency, {args.rows} rows"
-                    + ("; gc.freeze() and a first threshold of 50,000 after setup, as the "
-                          "triggers' init" if args.gc_freeze
+                    + (f"; gc.freeze() and a first threshold of {THRESHOLDS[0]:,} after "
+                       "setup, as the triggers' init" if args.gc_freeze
                        else "")))
     write_result("sagemaker_batch", {**results, "figures": figures})
     return 0

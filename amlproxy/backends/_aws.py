@@ -117,7 +117,7 @@ def prediction_user_agent() -> str:
             f"Python/{platform.python_version()}")
 
 
-# what a boto3 session reads from the environment once and then keeps
+# what a botocore session reads from the environment once and then keeps
 _SESSION_ENV = (
     "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
     "AWS_DEFAULT_PROFILE", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_CONFIG_FILE",
