@@ -21,7 +21,12 @@ run, and the highest over 2-second windows). Lambda's MaximumConcurrency is at l
 so the 1-worker baseline runs a copy of the template whose ChunkMaxConcurrency allows 1
 (and whose AmlChunkRates mapping has its row: 200 requests/s). Chunks:
 ``--chunk-bytes`` (default: the file's size / 32, at least 100,000 bytes, so that 8
-workers have 4 chunks each). Writes ``bench/results/chunks_scaleout.json``.
+workers have 4 chunks each), run with the longest ``FunctionTimeout`` (900 s): a chunk set by
+hand must fit in one invocation even when 8 workers share moto, or the deadline cuts every
+attempt and each redo starts the chunk again (at the default 120 s, on a machine where
+moto ran at half speed, the 8-worker run saw 118 redeliveries in 45 minutes). Each run
+reports the chunk messages redelivered, and stops with an error once they outnumber
+twice the chunks. Writes ``bench/results/chunks_scaleout.json``.
 """
 
 from __future__ import annotations
@@ -41,12 +46,14 @@ from _servers import s3_client
 sys.path.insert(0, str(ROOT))
 from amlproxy.emulator.client import EmulatorAdmin
 from amlproxy.local.config import load_config
+from amlproxy.local.event_sources import SqsEventSource
 from amlproxy.local.stack import LocalDeployment
 from amlproxy.local.template import TEMPLATE_PATH
 
 AML_LIMIT_RPS = 200
 LATENCY_MS = 20
 CPU_BOUND = 2.0  # the speed-up 2 cores allow at most
+FUNCTION_TIMEOUT_S = 900  # the template's longest: a hand-sized chunk fits in one invocation
 KEY = "input/scaleout.csv"
 
 
@@ -72,7 +79,8 @@ def run_once(backend: str, workers: int, body: bytes, chunk_bytes: int, template
     config = load_config(None, api_port=0, moto_port=0, echo_logs=False, prewarm=True,
                          template=template if workers == 1 else None, parameters={
                              "Backend": backend, "ChunkMaxConcurrency": str(workers),
-                             "ChunkBytes": str(chunk_bytes)})
+                             "ChunkBytes": str(chunk_bytes),
+                             "FunctionTimeout": str(FUNCTION_TIMEOUT_S)})
     stack = LocalDeployment(config)
     stack.start()
     try:
@@ -90,6 +98,9 @@ def run_once(backend: str, workers: int, body: bytes, chunk_bytes: int, template
             time.sleep(0.5)
             samples.append((time.perf_counter(), *_requests(admin)))
             done = [o for o in stack.objects() if o["status"] == "assembled"]
+            if not done and _redelivered(stack) > 2 * max(1, len(body) // chunk_bytes):
+                raise RuntimeError(f"{backend} x{workers}: {_redelivered(stack)} chunk messages"
+                                   " redelivered: the chunks do not fit in one invocation")
         wall = time.perf_counter() - started
         requests, throttled = _requests(admin)
         (obj,) = done
@@ -97,10 +108,17 @@ def run_once(backend: str, workers: int, body: bytes, chunk_bytes: int, template
         return {"backend": backend, "workers": workers, "wall_s": round(wall, 2),
                 "chunks": obj["chunks"], "rows": obj["counts"]["total"],
                 "requests": requests, "throttled": throttled,
+                "redelivered": _redelivered(stack),
                 "mean_rps": round(requests / _active_s(samples, started), 1),
                 "peak_rps_2s": round(_peak(samples, 2.0), 1)}
     finally:
         stack.stop()
+
+
+def _redelivered(stack: LocalDeployment) -> int:
+    """Chunk messages left on the queue for redelivery so far (cut, failed)."""
+    return sum(source.failed_messages for source in stack.sources
+               if isinstance(source, SqsEventSource))
 
 
 def _requests(admin: EmulatorAdmin) -> tuple[int, int]:
@@ -143,7 +161,8 @@ def figures_of(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             detail = (f"{run['rows']:,} rows, {run['chunks']} chunks: {base:.1f} s with 1 "
                       f"worker, {run['wall_s']:.1f} s with {workers}; endpoint "
                       f"{run['mean_rps']:g} req/s (2-s peak {run['peak_rps_2s']:g}), "
-                      f"{run['throttled']} throttled")
+                      f"{run['throttled']} throttled, "
+                      f"{run.get('redelivered', 0)} chunk messages redelivered")
             if backend == "sagemaker":
                 detail += f"; {speedup / min(CPU_BOUND, workers):.2f} of the 2-core bound"
             out.append(figure(f"chunk scale-out {backend}, {workers} workers vs 1",
