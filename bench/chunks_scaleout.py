@@ -98,8 +98,9 @@ def run_once(backend: str, workers: int, body: bytes, chunk_bytes: int, template
             time.sleep(0.5)
             samples.append((time.perf_counter(), *_requests(admin)))
             done = [o for o in stack.objects() if o["status"] == "assembled"]
-            if not done and _redelivered(stack) > 2 * max(1, len(body) // chunk_bytes):
-                raise RuntimeError(f"{backend} x{workers}: {_redelivered(stack)} chunk messages"
+            redelivered = _redelivered(stack)
+            if not done and redelivered > 2 * max(1, len(body) // chunk_bytes):
+                raise RuntimeError(f"{backend} x{workers}: {redelivered} chunk messages"
                                    " redelivered: the chunks do not fit in one invocation")
         wall = time.perf_counter() - started
         requests, throttled = _requests(admin)
@@ -108,7 +109,7 @@ def run_once(backend: str, workers: int, body: bytes, chunk_bytes: int, template
         return {"backend": backend, "workers": workers, "wall_s": round(wall, 2),
                 "chunks": obj["chunks"], "rows": obj["counts"]["total"],
                 "requests": requests, "throttled": throttled,
-                "redelivered": _redelivered(stack),
+                "redelivered": redelivered,
                 "mean_rps": round(requests / _active_s(samples, started), 1),
                 "peak_rps_2s": round(_peak(samples, 2.0), 1)}
     finally:
@@ -162,7 +163,7 @@ def figures_of(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                       f"worker, {run['wall_s']:.1f} s with {workers}; endpoint "
                       f"{run['mean_rps']:g} req/s (2-s peak {run['peak_rps_2s']:g}), "
                       f"{run['throttled']} throttled, "
-                      f"{run.get('redelivered', 0)} chunk messages redelivered")
+                      f"{run['redelivered']} chunk messages redelivered")
             if backend == "sagemaker":
                 detail += f"; {speedup / min(CPU_BOUND, workers):.2f} of the 2-core bound"
             out.append(figure(f"chunk scale-out {backend}, {workers} workers vs 1",

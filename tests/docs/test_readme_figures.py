@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "bench"))
+from run import figure_rows  # noqa: E402  (bench/ is no package)
+
 _ROW = re.compile(r"^\|(?P<cells>.+)\|\s*$")
-_MET = {True: "yes", False: "**MISSED**", None: "–"}  # the README's dash for "reported"
+_DASH = "–"  # the README's dash for a figure that is only reported
 
 
 def figures_section(text: str) -> str:
@@ -42,16 +46,10 @@ def table_rows(section: str) -> list[tuple[str, ...]]:
 
 
 def summary_rows(summary: dict[str, Any]) -> list[tuple[str, ...]]:
-    """The rows the README must show: as ``bench/run.py markdown`` writes them, without
-    the detail column (that stays in ``summary.md``)."""
-    rows = []
-    for result in summary["results"]:
-        if not result["ok"]:
-            rows.append((result["benchmark"], "failed", "", "no"))
-        for fig in result["figures"]:
-            value = f"{fig['value']:g} {fig['unit']}".replace(" x", "x")
-            rows.append((fig["figure"], value, fig["target"], _MET[fig["met"]]))
-    return rows
+    """The rows the README must show: those of ``bench/run.py``'s summary table, without
+    the detail column (that stays in ``summary.md``), and with the README's dash."""
+    return [(name, value, target, _DASH if met == "-" else met)
+            for name, value, target, met, _ in figure_rows(summary["results"])]
 
 
 def load_summary() -> dict[str, Any]:
