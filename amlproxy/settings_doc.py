@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import SecretStr
-
 from amlproxy.settings import Settings, env_name
+from amlproxy.settings_schema import SecretStr
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +24,7 @@ class SettingDoc:
 def describe_settings() -> list[SettingDoc]:
     """Every environment variable amlproxy reads, with its type, default and meaning."""
     rows = []
-    for name, info in Settings.model_fields.items():
+    for name, info in Settings.fields.items():
         default = info.default
         if isinstance(default, tuple):
             default = ",".join(str(item) for item in default)

@@ -534,7 +534,7 @@ def _chunks_merged() -> bool:
 def _settings_variables() -> set[str]:
     from amlproxy.settings import Settings, env_name
 
-    return {env_name(field) for field in Settings.model_fields}
+    return {env_name(field) for field in Settings.fields}
 
 
 def _variable_readers() -> dict[str, str]:
