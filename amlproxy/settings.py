@@ -24,6 +24,7 @@ from amlproxy.errors import ConfigurationError
 from amlproxy.settings_schema import (
     Declared,
     SecretStr,
+    by_field_name,
     collect_knobs,
     comma_list,
     key_prefix,
@@ -205,7 +206,8 @@ class Settings(Declared):
     def __init__(self, **values: Any) -> None:
         """The settings of ``values`` (by field name or variable), validated as a whole;
         a bad value or combination raises pydantic-core's ``ValidationError``."""
-        self.__dict__.update(_validator().validate_python(values))
+        given = by_field_name(values, Settings.fields)
+        self.__dict__.update(_validator().validate_python(given))
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"Settings are frozen: cannot set {name!r}")

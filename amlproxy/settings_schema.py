@@ -93,9 +93,10 @@ def settings_validator(
     after: Mapping[str, Check],
     whole: Check,
 ) -> SchemaValidator:
-    """Validates a mapping of field (or alias) to value into a dict of every field;
-    ``before`` and ``after`` run on one field's value, ``whole`` on the validated dict
-    (a ``ValueError`` there is an error of the whole, as a model validator's)."""
+    """Validates a mapping of field name to value (see :func:`by_field_name`) into a dict
+    of every field; ``before`` and ``after`` run on one field's value, ``whole`` on the
+    validated dict (a ``ValueError`` there is an error of the whole, as a model
+    validator's)."""
     typed = {}
     for name, spec in fields.items():
         schema = value_schema(spec.annotation, spec.limits)
@@ -104,11 +105,18 @@ def settings_validator(
         if name in before:
             schema = core_schema.no_info_before_validator_function(before[name], schema)
         typed[name] = core_schema.typed_dict_field(
-            core_schema.with_default_schema(schema, default=spec.default),
-            required=False, validation_alias=spec.alias)
-    config = CoreConfig(title="Settings", validate_by_alias=True, validate_by_name=True)
+            core_schema.with_default_schema(schema, default=spec.default), required=False)
+    # aliases are mapped by the caller (by_field_name): pydantic-core's config key for
+    # "by name and by alias" changed in 2.31, and amlproxy allows older versions
+    config = CoreConfig(title="Settings")
     return SchemaValidator(core_schema.no_info_after_validator_function(
         whole, core_schema.typed_dict_schema(typed, extra_behavior="ignore", config=config)))
+
+
+def by_field_name(values: Mapping[str, Any], fields: Mapping[str, Knob]) -> dict[str, Any]:
+    """``values`` keyed by field name: a knob's alias (its variable) is taken for its field."""
+    aliases = {spec.alias: name for name, spec in fields.items() if spec.alias is not None}
+    return {aliases.get(key, key): value for key, value in values.items()}
 
 
 def value_schema(annotation: Any, limits: Mapping[str, float]) -> core_schema.CoreSchema:

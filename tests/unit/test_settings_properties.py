@@ -52,6 +52,7 @@ def test_every_variable_alone_with_every_text_agrees() -> None:
 
 @pytest.mark.parametrize("given_values", [
     {},
+    {"AMLPROXY_SCHEMA": "census-income", "input_prefix": "in"},  # a field by its variable
     {"backend": "sagemaker", "sagemaker_endpoint": "e", "sinks": "s3, dynamodb",
      "dynamodb_table": "t", "callback_ports": "443,8443", "input_prefix": "/in"},
     {"backend": "aml", "aml_model_id": "ml-1", "labels": "<=50K,>50K", "concurrency": 8,
