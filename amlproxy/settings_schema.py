@@ -43,6 +43,9 @@ class SecretStr:
     def __str__(self) -> str:
         return "**********" if self._secret else ""
 
+    def __len__(self) -> int:  # an empty secret is falsy, as pydantic's
+        return len(self._secret)
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, SecretStr) and other._secret == self._secret
 

@@ -51,6 +51,14 @@ def test_every_variable_alone_with_every_text_agrees() -> None:
 
 
 @pytest.mark.parametrize("given_values", [
+    {"callback_url": "https://127.0.0.1/hook", "callback_secret": ""},  # an empty secret is none
+    {"callback_url": " ", "callback_secret": "", "aml_max_rps": ""},
+])
+def test_combinations_found_by_the_property_test_agree(given_values: dict[str, Any]) -> None:
+    assert outcome(current, given_values) == outcome(legacy, given_values)
+
+
+@pytest.mark.parametrize("given_values", [
     {},
     {"AMLPROXY_SCHEMA": "census-income", "input_prefix": "in"},  # a field by its variable
     {"backend": "sagemaker", "sagemaker_endpoint": "e", "sinks": "s3, dynamodb",
