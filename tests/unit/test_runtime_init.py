@@ -61,6 +61,16 @@ def test_what_init_built_is_frozen_out_of_the_collectors_generations() -> None:
                     ).stdout.split() == ["False", "700"]
 
 
+# a trigger's init under Lambda with the SageMaker backend and a DynamoDB sink; no call is made
+SAGEMAKER_INIT_ENV = {
+    "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001", "AMLPROXY_BACKEND": "sagemaker",
+    "AMLPROXY_SAGEMAKER_ENDPOINT": "census-income", "AMLPROXY_REGION": "us-east-1",
+    "AMLPROXY_ENDPOINT_URL": "http://127.0.0.1:9", "AMLPROXY_AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+    "AMLPROXY_SINKS": "dynamodb", "AMLPROXY_DYNAMODB_TABLE": "results",
+    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+}
+
+
 @pytest.mark.parametrize(("module", "sinks"), [
     ("amlproxy.triggers.s3", "s3"),
     ("amlproxy.triggers.sns", "dynamodb"),
@@ -76,31 +86,19 @@ def test_init_makes_its_clients_from_botocore_without_importing_boto3(
             f"c = rt.clients.client({sinks!r}); "
             "assert isinstance(c, botocore.client.BaseClient); "
             "print(sorted(m for m in ('boto3', 's3transfer') if m in sys.modules))")
-    env = {"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001", "AMLPROXY_BACKEND": "sagemaker",
-           "AMLPROXY_SAGEMAKER_ENDPOINT": "census-income", "AMLPROXY_REGION": "us-east-1",
-           "AMLPROXY_ENDPOINT_URL": "http://127.0.0.1:9",
-           "AMLPROXY_AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AMLPROXY_SINKS": sinks,
-           "AMLPROXY_DYNAMODB_TABLE": "results",
-           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-    answer = imported(module, then, **env)
+    answer = imported(module, then, **{**SAGEMAKER_INIT_ENV, "AMLPROXY_SINKS": sinks})
     assert answer.returncode == 0, answer.stderr
     assert answer.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize("module", ["amlproxy.triggers.s3", "amlproxy.triggers.sns",
                                     "amlproxy.triggers.sqs", "amlproxy.triggers.api"])
-def test_init_validates_settings_and_records_without_importing_pydantic(module: str) -> None:
+def test_init_builds_settings_and_schema_without_importing_pydantic(module: str) -> None:
     """``from pydantic import BaseModel`` is 0.28 G instructions, a fifth of a cold start:
     the settings and the record schema are validated by pydantic-core alone."""
     then = ("import sys; rt = r.get_runtime(); rt.clients.client('dynamodb'); "
             "print(sorted(m for m in sys.modules if m == 'pydantic' "
             "or m.startswith('pydantic.')))")
-    env = {"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001", "AMLPROXY_BACKEND": "sagemaker",
-           "AMLPROXY_SAGEMAKER_ENDPOINT": "census-income", "AMLPROXY_REGION": "us-east-1",
-           "AMLPROXY_ENDPOINT_URL": "http://127.0.0.1:9",
-           "AMLPROXY_AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AMLPROXY_SINKS": "dynamodb",
-           "AMLPROXY_DYNAMODB_TABLE": "results", "PYDANTIC_DISABLE_PLUGINS": "__all__",
-           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-    answer = imported(module, then, **env)
+    answer = imported(module, then, **SAGEMAKER_INIT_ENV, PYDANTIC_DISABLE_PLUGINS="__all__")
     assert answer.returncode == 0, answer.stderr
     assert answer.stdout.strip() == "[]"
