@@ -15,6 +15,7 @@ lists every bad variable (the checks across variables are in
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any, Literal
 
@@ -250,21 +251,17 @@ def _coherent(values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-_VALIDATOR: list[SchemaValidator] = []
-
-
+@functools.cache
 def _validator() -> SchemaValidator:
     """The settings' one validator, built at first use."""
-    if not _VALIDATOR:
-        prefixes = ("input_prefix", "output_prefix", "rejects_prefix", "chunk_prefix")
-        _VALIDATOR.append(settings_validator(
-            Settings.fields,
-            before={"sinks": comma_list, "dynamodb_statuses": comma_list,
-                    "callback_ports": port_list, "labels": label_list},
-            after=dict.fromkeys(prefixes, key_prefix),
-            whole=_coherent,
-        ))
-    return _VALIDATOR[0]
+    prefixes = ("input_prefix", "output_prefix", "rejects_prefix", "chunk_prefix")
+    return settings_validator(
+        Settings.fields,
+        before={"sinks": comma_list, "dynamodb_statuses": comma_list,
+                "callback_ports": port_list, "labels": label_list},
+        after=dict.fromkeys(prefixes, key_prefix),
+        whole=_coherent,
+    )
 
 
 def env_name(field: str) -> str:

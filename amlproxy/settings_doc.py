@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import UnionType
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, Union, get_args, get_origin
 
 from amlproxy.settings import Settings, env_name
 from amlproxy.settings_schema import SecretStr
@@ -47,8 +47,6 @@ def settings_table() -> str:
 def _type_name(annotation: Any) -> str:
     """A short human name of a field type: ``int``, ``local | aml``, ``list of s3 | ...``."""
     origin, args = get_origin(annotation), get_args(annotation)
-    if origin is Annotated:
-        return _type_name(args[0])
     if origin is Literal:
         return " \\| ".join(str(a) for a in args)
     if origin in (UnionType, Union):

@@ -16,7 +16,7 @@ types the settings use are mapped: ``str``, ``int``, ``float``, ``bool``,
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import UnionType
 from typing import Any, ClassVar, Literal, Union, get_args, get_origin, get_type_hints
 
@@ -81,12 +81,8 @@ class Declared:
 def collect_knobs(cls: type[Declared]) -> dict[str, Knob]:
     """The knobs of ``cls`` with their annotations, in declaration order."""
     hints = get_type_hints(cls)
-    found = {}
-    for name, value in vars(cls).items():
-        if isinstance(value, Knob):
-            found[name] = Knob(value.default, value.description, value.alias,
-                               value.limits, hints[name])
-    return found
+    return {name: replace(value, annotation=hints[name])
+            for name, value in vars(cls).items() if isinstance(value, Knob)}
 
 
 def settings_validator(
@@ -136,13 +132,15 @@ def value_schema(annotation: Any, limits: Mapping[str, float]) -> core_schema.Co
         text = core_schema.no_info_after_validator_function(SecretStr, core_schema.str_schema())
         return core_schema.union_schema([core_schema.is_instance_schema(SecretStr), text],
                                         custom_error_type="string_type")
-    makers: dict[Any, Callable[..., core_schema.CoreSchema]] = {
-        str: core_schema.str_schema, int: core_schema.int_schema,
-        float: core_schema.float_schema, bool: core_schema.bool_schema,
-    }
-    if annotation not in makers:
+    if annotation not in _SCALARS:
         raise TypeError(f"no core schema for the setting type {annotation!r}")
-    return makers[annotation](**limits)
+    return _SCALARS[annotation](**limits)
+
+
+_SCALARS: dict[Any, Callable[..., core_schema.CoreSchema]] = {
+    str: core_schema.str_schema, int: core_schema.int_schema,
+    float: core_schema.float_schema, bool: core_schema.bool_schema,
+}
 
 
 # the text forms of the environment variables, before (key_prefix: after) validation

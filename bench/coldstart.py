@@ -131,6 +131,19 @@ def run_once(code: str, args: list[str], env: dict[str, str]) -> dict[str, Any]:
     return result
 
 
+def peer_env(base: dict[str, str], trigger: str) -> dict[str, str]:
+    """The environment of a peer handler (Powertools or minimal) of ``trigger``."""
+    return {**base, **DEPLOYED_ENV, "PYTHONPATH": f"{ROOT / 'bench'}",
+            "AWS_LAMBDA_FUNCTION_NAME": "amlproxy-bench", "PEER_ENDPOINT_URL": ENDPOINT,
+            "PEER_OUTPUT": "s3" if trigger == "s3" else "dynamodb"}
+
+
+def slim_and_compile(folder: Path) -> None:
+    """``sam/slim_package.sh`` on a copied package, as the Lambda package is built."""
+    subprocess.run([str(ROOT / "sam" / "slim_package.sh"), str(folder)], check=True,
+                   env={**os.environ, "PYTHON": sys.executable})
+
+
 def copy_package(target: Path) -> None:
     """amlproxy (as its wheel lays it out) and its non-boto3 dependencies, without any
     ``__pycache__``."""
@@ -251,14 +264,11 @@ def main(argv: list[str] | None = None) -> int:
     triggers = tuple(t for t in TRIGGERS if t in args.triggers)
     with_s3 = "s3" in triggers
     base = clean_env(PYTHONDONTWRITEBYTECODE="1")
-    peers = {**base, **DEPLOYED_ENV, "PYTHONPATH": f"{ROOT / 'bench'}",
-             "AWS_LAMBDA_FUNCTION_NAME": "amlproxy-bench", "PEER_ENDPOINT_URL": ENDPOINT}
     configs: dict[str, tuple[str, list[str], dict[str, str]]] = {}
     for trigger in triggers:
-        output = {"PEER_OUTPUT": "s3" if trigger == "s3" else "dynamodb"}
         configs[f"powertools {trigger}"] = (PEER, [f"peers.powertools_{trigger}"],
-                                            {**peers, **output})
-        configs[f"minimal {trigger}"] = (PEER, ["peers.minimal"], {**peers, **output})
+                                            peer_env(base, trigger))
+        configs[f"minimal {trigger}"] = (PEER, ["peers.minimal"], peer_env(base, trigger))
     with tempfile.TemporaryDirectory(prefix="amlproxy-coldstart-") as tmp:
         # The handlers run from a copy of the Lambda package (amlproxy and its non-boto3
         # dependencies, slimmed and compiled by sam/slim_package.sh), as on Lambda: the
@@ -271,8 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         for extra, folder in extras.items():
             copy_distributions(extra_closure(extra), folder)
         for folder in (compiled, *extras.values()):
-            subprocess.run([str(ROOT / "sam" / "slim_package.sh"), str(folder)], check=True,
-                           env={**os.environ, "PYTHON": sys.executable})
+            slim_and_compile(folder)
         packaged = {**base, "PYTHONPATH": str(compiled)}
         for trigger in triggers:
             configs[trigger] = (OURS, [trigger, *clients_of(trigger)],

@@ -15,7 +15,6 @@ trigger takes about 30 s. Writes ``bench/results/coldstart_instructions.json``.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import subprocess
@@ -24,8 +23,16 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, clean_env, figure, write_result
-from coldstart import DEPLOYED_ENV, ENDPOINT, OURS, PEER, TRIGGERS, clients_of, copy_package
+from _common import clean_env, figure, write_result
+from coldstart import (
+    OURS,
+    PEER,
+    TRIGGERS,
+    clients_of,
+    copy_package,
+    peer_env,
+    slim_and_compile,
+)
 from coldstart import trigger_env as amlproxy_env
 
 _TOTAL = re.compile(r"^(?:summary|totals): (\d+)", re.MULTILINE)
@@ -52,20 +59,16 @@ def main(argv: list[str] | None = None) -> int:
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
         return 2
     base = clean_env(PYTHONDONTWRITEBYTECODE="1")
-    peers = {**base, **DEPLOYED_ENV, "PYTHONPATH": f"{ROOT / 'bench'}",
-             "AWS_LAMBDA_FUNCTION_NAME": "amlproxy-bench", "PEER_ENDPOINT_URL": ENDPOINT}
     counts: dict[str, dict[str, int]] = {}
     with tempfile.TemporaryDirectory(prefix="amlproxy-coldstart-") as tmp:
         package = Path(tmp) / "compiled"
         copy_package(package)
-        subprocess.run([str(ROOT / "sam" / "slim_package.sh"), str(package)], check=True,
-                       env={**os.environ, "PYTHON": sys.executable}, capture_output=True)
+        slim_and_compile(package)
         floor = instructions("pass", [], base)
         for trigger in args.triggers:
             ours = instructions(OURS, [trigger, *clients_of(trigger)],
                                 {**base, "PYTHONPATH": str(package), **amlproxy_env(trigger)})
-            output = {"PEER_OUTPUT": "s3" if trigger == "s3" else "dynamodb"}
-            peer = instructions(PEER, [f"peers.powertools_{trigger}"], {**peers, **output})
+            peer = instructions(PEER, [f"peers.powertools_{trigger}"], peer_env(base, trigger))
             counts[trigger] = {"amlproxy": ours - floor, "powertools": peer - floor}
             print(f"{trigger}: amlproxy {(ours - floor) / 1e9:.3f} G instructions, Powertools"
                   f" {(peer - floor) / 1e9:.3f} G: {(ours - floor) / (peer - floor):.3f}x",
