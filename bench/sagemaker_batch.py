@@ -210,7 +210,7 @@ def bare_job(url: str, batch: int, concurrency: int, data: bytes
 
     def job(given: bytes) -> int:
         bodies = encoded.get(given)
-        if bodies is None:  # another input (the warm-up's): encoded now, untimed use
+        if bodies is None:  # the warm-up's slice: encoded on first use, before any round
             bodies = encoded[given] = bare_bodies(given, batch)
         return sum(pool.map(call, bodies))
 
