@@ -31,10 +31,16 @@ def run(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.Completed
 
 
 def start(*args: str, cwd: Path) -> subprocess.Popen[bytes]:
-    """A score run reading stdin, which the test feeds (and may leave open)."""
+    """A score run reading stdin, which the test feeds (and may leave open). Its SIGINT is
+    the default, as a terminal gives it: a suite started in the background of a script
+    (``make test &``) inherits SIGINT ignored, and so would the run."""
     return subprocess.Popen([sys.executable, "-m", "amlproxy", *args], cwd=cwd, env=ENV,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE, preexec_fn=_default_sigint)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for(predicate, timeout: float = 30.0) -> None:
