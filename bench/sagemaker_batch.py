@@ -194,12 +194,12 @@ def bare_client(url: str, concurrency: int) -> Any:
                        endpoint_url=url)
 
 
-def bare_job(url: str, batch: int, concurrency: int, data: bytes
+def bare_job(url: str, batch: int, concurrency: int, data: bytes, bodies: list[bytes]
              ) -> Callable[[bytes], int]:
-    """Bare boto3 on the same work: the calls of the job (its bodies encoded in advance,
-    before any round) on ``concurrency`` threads, nothing else; returns the records
+    """Bare boto3 on the same work: the calls of the job (``bodies``, those of ``data``,
+    encoded before any round) on ``concurrency`` threads, nothing else; returns the records
     scored."""
-    encoded = {data: bare_bodies(data, batch)}
+    encoded = {data: bodies}
     client = bare_client(url, concurrency)
     pool = ThreadPoolExecutor(concurrency)
 
@@ -217,12 +217,11 @@ def bare_job(url: str, batch: int, concurrency: int, data: bytes
     return job
 
 
-def steady_rate(url: str, batch: int, concurrency: int, data: bytes
+def steady_rate(url: str, batch: int, concurrency: int, bodies: list[bytes]
                 ) -> Callable[[float], float]:
-    """Records/s of bare ``InvokeEndpoint`` calls in a steady state: bodies of ``batch``
-    records encoded in advance, on ``concurrency`` threads kept busy for the given seconds
-    (no first or last wave of a job; reported beside the figures)."""
-    bodies = bare_bodies(data, batch)
+    """Records/s of bare ``InvokeEndpoint`` calls in a steady state: ``bodies`` (of
+    ``batch`` records each, encoded in advance) on ``concurrency`` threads kept busy for
+    the given seconds (no first or last wave of a job; reported beside the figures)."""
     client = bare_client(url, concurrency)
 
     def call(i: int) -> None:
@@ -279,12 +278,13 @@ def main(argv: list[str] | None = None) -> int:
     with emulator_process() as emulator:
         EmulatorAdmin(emulator.url).set_faults(latency_ms=args.latency_ms)
         for batch in args.batches:
+            bodies = bare_bodies(data, batch)  # (one encoding for both bare boto3 runs)
             jobs = {
                 "amlproxy": amlproxy_job(emulator.url, batch, args.concurrency),
                 "pydantic": pydantic_job(emulator.url, batch, args.concurrency),
-                "bare boto3": bare_job(emulator.url, batch, args.concurrency, data),
+                "bare boto3": bare_job(emulator.url, batch, args.concurrency, data, bodies),
             }
-            steady = steady_rate(emulator.url, batch, args.concurrency, data)
+            steady = steady_rate(emulator.url, batch, args.concurrency, bodies)
             if args.gc_freeze:
                 after_init()  # the collector as the triggers leave it after init
             rates = rounds_of(jobs, steady, data, args.rows, args.rounds)
